@@ -1,0 +1,81 @@
+# syntax=docker/dockerfile:1
+#
+# Ostwerk container image.
+#
+#   docker build -t ostwerk .
+#   docker run --rm -p 8080:8080 -e OSTWERK_JWT_SECRET=... -e DATABASE_URL=postgres://... ostwerk
+#
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts below.
+# To build with another toolchain: --build-arg RUST_VERSION=1 (the newest stable 1.x).
+
+ARG RUST_VERSION=1.95
+
+# ---------------------------------------------------------------------------
+# Build stage
+# ---------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-bookworm AS builder
+WORKDIR /build
+
+# Only what the build needs: the workspace manifest and lock file, the
+# `migration` workspace member, the service sources and the OpenAPI
+# documents. tests/, README.md and .ci/ are deliberately left out so that
+# editing them does not invalidate this layer.
+COPY Cargo.toml Cargo.lock ./
+COPY migrations/ migrations/
+COPY src/ src/
+COPY openapi/ openapi/
+
+# The cache mounts keep the crates.io registry and target/ between builds,
+# so a source change rebuilds only the workspace crates. target/ lives
+# only in the cache, so copy the binary out in the same RUN step.
+RUN --mount=type=cache,id=ostwerk-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=ostwerk-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=ostwerk-target,target=/build/target,sharing=locked \
+    cargo build --release --locked --bin ostwerk \
+ && install -D -m 0755 target/release/ostwerk /out/ostwerk
+
+# ---------------------------------------------------------------------------
+# Runtime stage
+# ---------------------------------------------------------------------------
+# Same Debian release as the builder, so the glibc the binary was linked
+# against is present. TLS is rustls, so OpenSSL isn't needed; the CA bundle
+# is, for outbound HTTPS (for example, fetching a JWKS).
+FROM debian:bookworm-slim AS runtime
+
+LABEL org.opencontainers.image.title="ostwerk" \
+      org.opencontainers.image.description="Back office API of a district employment-development office" \
+      org.opencontainers.image.licenses="EUPL-1.2"
+
+# ca-certificates: outbound TLS. curl: only for the HEALTHCHECK below.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+
+# Unprivileged user with a fixed numeric id (so that Kubernetes'
+# runAsNonRoot can verify it), owning the working directory, which is
+# also where a relative SQLite DATABASE_URL would put its files.
+RUN groupadd --system --gid 10001 ostwerk \
+ && useradd --system --uid 10001 --gid ostwerk \
+            --home-dir /var/lib/ostwerk --no-create-home \
+            --shell /usr/sbin/nologin ostwerk \
+ && install -d -o ostwerk -g ostwerk -m 0750 /var/lib/ostwerk
+
+COPY --from=builder /out/ostwerk /usr/local/bin/ostwerk
+
+WORKDIR /var/lib/ostwerk
+USER 10001:10001
+
+ENV OSTWERK_ADDR=0.0.0.0:8080
+EXPOSE 8080
+
+# Probes readiness (/readyz), not just liveness, so the container shows as
+# unhealthy whenever the service reports it can't take traffic. The URL is
+# fixed: if you change the port in OSTWERK_ADDR, override the healthcheck too.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["curl", "-fsS", "--max-time", "4", "http://127.0.0.1:8080/readyz"]
+
+# Exec form: ostwerk runs as PID 1 and gets SIGTERM itself (it drains for
+# up to 30 s, so give `docker stop` / Kubernetes a grace period above that).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["ostwerk"]
+CMD ["serve"]

@@ -1,0 +1,177 @@
+//! The `ostwerk` command line: `serve` (default), `migrate`, `token`,
+//! `openapi`, `import-districts`.
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+use crate::{
+    auth::{DevToken, Role, mint_hs256},
+    config::Settings,
+    db,
+    domain::codes::Code,
+    repository,
+    startup::{Application, random_key},
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "ostwerk", version, about = "Back office API of a district employment-development office")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a signed token (needs OSTWERK_JWT_SECRET).
+    Token {
+        /// admin, caseworker, jobcenter, provider, employer or analyst (repeatable).
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// The organisation: provider id, employer id or job-centre identifier.
+        #[arg(long)]
+        org: Option<String>,
+        /// The principal.
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Replace the `districts` code list from a CSV file with the columns code,label_de,label_en.
+    ImportDistricts { file: PathBuf },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let db = db::connect(&settings).await?;
+            Migrator::up(&db, None).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Token { role, org, sub, ttl } => {
+            let secret = settings.jwt_secret.as_deref().context("OSTWERK_JWT_SECRET must be set to mint tokens")?;
+            let roles: Vec<&str> = role.iter().map(String::as_str).collect();
+            println!("{}", token(&settings, secret, &roles, org.as_deref(), &sub, ttl)?);
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::openapi::to_pretty_json());
+            Ok(())
+        }
+        Command::ImportDistricts { file } => import_districts(&settings, &file).await,
+    }
+}
+
+/// Mints an HS256 token with the configured issuer and audience.
+pub fn token(settings: &Settings, secret: &str, roles: &[&str], org: Option<&str>, sub: &str, ttl: i64) -> anyhow::Result<String> {
+    if secret.len() < crate::auth::keys_min_secret() {
+        bail!("OSTWERK_JWT_SECRET must be at least {} bytes", crate::auth::keys_min_secret());
+    }
+    for r in roles {
+        let role = Role::parse(r).with_context(|| format!("unknown role {r}"))?;
+        if role.needs_org() && org.is_none() {
+            bail!("role {role} needs --org");
+        }
+    }
+    if ttl <= 0 {
+        bail!("--ttl must be positive");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = DevToken {
+        sub,
+        roles: roles.to_vec(),
+        org,
+        iat: now,
+        exp: now + ttl,
+        iss: settings.jwt_issuer.as_deref().filter(|s| !s.is_empty()),
+        aud: settings.jwt_audience.as_deref().filter(|s| !s.is_empty()),
+    };
+    Ok(mint_hs256(secret.as_bytes(), &claims)?)
+}
+
+/// Organisation ids printed with the development tokens.
+const DEV_PROVIDER_ORG: &str = "00000000-0000-7000-8000-000000000001";
+const DEV_EMPLOYER_ORG: &str = "00000000-0000-7000-8000-000000000002";
+const DEV_JOBCENTER_ORG: &str = "jobcenter-leipzig";
+
+async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    let has_jwks = settings.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+    if settings.jwt_secret.as_deref().is_some_and(str::is_empty) {
+        settings.jwt_secret = None;
+    }
+    if settings.jwt_secret.is_none() && !has_jwks {
+        if !settings.addr.ip().is_loopback() {
+            bail!(
+                "development mode (no OSTWERK_JWT_SECRET or OSTWERK_JWT_JWKS_URL) only binds to loopback; {} is not",
+                settings.addr
+            );
+        }
+        let secret = random_key();
+        settings.jwt_secret = Some(secret.clone());
+        print_dev_banner(&settings, &secret)?;
+    }
+    let app = Application::build(settings.clone()).await?;
+    tracing::info!(addr = %settings.addr, port = app.port(), database = %crate::config::redact_url(&settings.database_url), "Ostwerk listening");
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_dev_banner(settings: &Settings, secret: &str) -> anyhow::Result<()> {
+    let mut out = String::new();
+    out.push_str("\n================ DEVELOPMENT MODE ================\n");
+    out.push_str("No OSTWERK_JWT_SECRET or OSTWERK_JWT_JWKS_URL is set: using an EPHEMERAL secret.\n");
+    out.push_str("Tokens below die with this process. Never run like this in production.\n");
+    out.push_str(&format!("Docs: http://{}/docs/\n\n", settings.addr));
+    for role in Role::ALL {
+        let org = match role {
+            Role::Provider => Some(DEV_PROVIDER_ORG),
+            Role::Employer => Some(DEV_EMPLOYER_ORG),
+            Role::Jobcenter => Some(DEV_JOBCENTER_ORG),
+            _ => None,
+        };
+        let t = token(settings, secret, &[role.as_str()], org, &format!("dev-{role}"), 12 * 3600)?;
+        out.push_str(&format!("{role:<11}{}\n  {t}\n", org.map(|o| format!(" (org {o})")).unwrap_or_default()));
+    }
+    out.push_str("==================================================\n");
+    // Printed, not logged: tokens must never reach the log stream.
+    eprintln!("{out}");
+    Ok(())
+}
+
+async fn import_districts(settings: &Settings, file: &PathBuf) -> anyhow::Result<()> {
+    let mut reader = csv::Reader::from_path(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut codes = Vec::new();
+    for (i, record) in reader.deserialize::<Code>().enumerate() {
+        let code = record.with_context(|| format!("line {} of {}", i + 2, file.display()))?;
+        if code.code.trim().is_empty() || code.label_de.trim().is_empty() {
+            bail!("line {}: code and label_de are required", i + 2);
+        }
+        codes.push(Code {
+            code: code.code.trim().to_owned(),
+            label_de: code.label_de.trim().to_owned(),
+            label_en: if code.label_en.trim().is_empty() { code.label_de.trim().to_owned() } else { code.label_en.trim().to_owned() },
+        });
+    }
+    if codes.is_empty() {
+        bail!("{} holds no districts", file.display());
+    }
+    let db = db::connect(settings).await?;
+    Migrator::up(&db, None).await?;
+    repository::districts::replace_all(&db, &codes).await?;
+    println!("{} districts imported", codes.len());
+    Ok(())
+}

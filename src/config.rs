@@ -1,0 +1,142 @@
+//! Settings from flags and environment variables (SPEC §4 names).
+//!
+//! `Settings` derives `clap::Args`, so every setting is both a flag and an
+//! environment variable and `ostwerk --help` documents them all. Secrets are
+//! never printed: `Debug` is implemented by hand.
+use std::{fmt, net::SocketAddr};
+
+use clap::Args;
+
+#[derive(Args, Clone)]
+pub struct Settings {
+    /// Database URL: `sqlite://ostwerk.db?mode=rwc`, `sqlite::memory:` or `postgres://user:pass@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://ostwerk.db?mode=rwc", global = true)]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "OSTWERK_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub addr: SocketAddr,
+
+    /// HS256 signing secret (UTF-8 bytes, at least 32).
+    #[arg(long, env = "OSTWERK_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// JWKS URL of an OIDC provider (RS256 / ES256 / EdDSA keys).
+    #[arg(long, env = "OSTWERK_JWT_JWKS_URL", global = true)]
+    pub jwt_jwks_url: Option<String>,
+
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "OSTWERK_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "OSTWERK_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
+    /// Minimum seconds between two JWKS fetches triggered by an unknown `kid`.
+    #[arg(long, env = "OSTWERK_JWKS_MIN_REFRESH_SECS", default_value_t = 30, global = true)]
+    pub jwks_min_refresh_secs: u64,
+
+    /// Smallest count statistics may show (smaller counts are suppressed).
+    #[arg(long, env = "OSTWERK_STATS_MIN_CELL", default_value_t = 5, global = true)]
+    pub stats_min_cell: u32,
+
+    /// Comma-separated list of allowed CORS origins (empty: no cross-origin access).
+    #[arg(long, env = "OSTWERK_CORS_ORIGINS", default_value = "", global = true)]
+    pub cors_origins: String,
+
+    /// Requests per minute per principal; 0 disables rate limiting.
+    #[arg(long, env = "OSTWERK_RATE_LIMIT", default_value_t = 600, global = true)]
+    pub rate_limit: u32,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "OSTWERK_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "OSTWERK_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+
+    /// Days after which unanswered referrals expire.
+    #[arg(long, env = "OSTWERK_REFERRAL_EXPIRY_DAYS", default_value_t = 30, global = true)]
+    pub referral_expiry_days: u32,
+
+    /// Allow webhook targets in loopback, private or link-local ranges.
+    #[arg(long, env = "OSTWERK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
+    pub webhook_allow_private: bool,
+
+    /// Maximum database connections (PostgreSQL; SQLite always uses one writer connection).
+    #[arg(long, env = "OSTWERK_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+
+    /// Seconds to let in-flight requests finish on SIGTERM.
+    #[arg(long, env = "OSTWERK_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
+    pub shutdown_timeout: u64,
+}
+
+impl Settings {
+    /// Defaults as if no flag or variable were set (used by tests).
+    pub fn defaults() -> Result<Self, clap::Error> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        // Parsing an empty command line reads defaults and the environment.
+        Only::try_parse_from(["ostwerk"]).map(|only| only.settings)
+    }
+
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("addr", &self.addr)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_jwks_url", &self.jwt_jwks_url)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("stats_min_cell", &self.stats_min_cell)
+            .field("cors_origins", &self.cors_origins)
+            .field("rate_limit", &self.rate_limit)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password of a database URL for logging.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_password_is_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://ostwerk.db"), "sqlite://ostwerk.db");
+    }
+}

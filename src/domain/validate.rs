@@ -1,0 +1,201 @@
+//! Field validation that collects every problem of a request at once, so a
+//! caller fixing a form sees all bad fields in one `422`.
+use super::codes::CodeList;
+use crate::error::{ApiError, FieldError};
+
+#[derive(Debug, Default)]
+pub struct Checker {
+    errors: Vec<FieldError>,
+}
+
+/// ISO 639-1 language codes.
+const ISO_639_1: &str = "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy \
+da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik \
+io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt \
+my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so \
+sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu";
+
+impl Checker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// `422` listing every collected field error, or `Ok`.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::validation(self.errors)) }
+    }
+
+    /// Required text: trimmed, non-empty, at most `max` characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            self.add(field, "must not be empty");
+        } else if trimmed.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        }
+        trimmed.to_owned()
+    }
+
+    /// Optional text: trimmed; blank becomes `None`.
+    pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
+        let trimmed = value.map(str::trim).filter(|v| !v.is_empty())?;
+        if trimmed.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        }
+        Some(trimmed.to_owned())
+    }
+
+    /// A value of a code list.
+    pub fn code<T: CodeList>(&mut self, field: &str, value: &str) -> Option<T> {
+        let parsed = T::parse(value);
+        if parsed.is_none() {
+            self.add(field, T::expected());
+        }
+        parsed
+    }
+
+    pub fn opt_code<T: CodeList>(&mut self, field: &str, value: Option<&str>) -> Option<T> {
+        value.and_then(|v| self.code(field, v))
+    }
+
+    /// A list of codes; duplicates are dropped, order kept.
+    pub fn codes<T: CodeList + PartialEq>(&mut self, field: &str, values: &[String]) -> Vec<T> {
+        let mut out: Vec<T> = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if let Some(c) = self.code::<T>(&format!("{field}[{i}]"), v)
+                && !out.contains(&c)
+            {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// An e-mail address of the usual shape (`local@domain.tld`).
+    pub fn email(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        let v = self.opt_text(field, value, 254)?;
+        let valid = match v.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !valid {
+            self.add(field, "must be an e-mail address like name@example.org");
+        }
+        Some(v)
+    }
+
+    /// A phone number: digits, spaces and `+ - / ( )`, 5–30 characters.
+    pub fn phone(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        let v = self.opt_text(field, value, 30)?;
+        let digits = v.chars().filter(char::is_ascii_digit).count();
+        if digits < 5 || !v.chars().all(|c| c.is_ascii_digit() || " +-/()".contains(c)) {
+            self.add(field, "must be a phone number (digits, spaces and + - / ( ))");
+        }
+        Some(v)
+    }
+
+    /// A German postal code: five digits.
+    pub fn postal_code(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        let v = self.opt_text(field, value, 5)?;
+        if v.len() != 5 || !v.chars().all(|c| c.is_ascii_digit()) {
+            self.add(field, "must be a German postal code of five digits");
+        }
+        Some(v)
+    }
+
+    /// An absolute http(s) URL.
+    pub fn url(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        let v = self.opt_text(field, value, 2000)?;
+        let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)) {
+            self.add(field, "must be an absolute http:// or https:// URL");
+        }
+        Some(v)
+    }
+
+    /// A KldB 2010 occupation code: five digits.
+    pub fn kldb(&mut self, field: &str, value: &str) -> String {
+        let v = value.trim();
+        if v.len() != 5 || !v.chars().all(|c| c.is_ascii_digit()) {
+            self.add(field, "must be a KldB 2010 occupation code of five digits");
+        }
+        v.to_owned()
+    }
+
+    /// ISO 639-1 language codes (lower case, two letters).
+    pub fn languages(&mut self, field: &str, values: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let code = v.trim().to_ascii_lowercase();
+            if code.len() != 2 || !ISO_639_1.split(' ').any(|c| c == code) {
+                self.add(format!("{field}[{i}]"), "must be an ISO 639-1 language code such as de or ar");
+            } else if !out.contains(&code) {
+                out.push(code);
+            }
+        }
+        out
+    }
+
+    /// An integer in `min..=max`.
+    pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
+        if value < min || value > max {
+            self.add(field, format!("must be between {min} and {max}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::codes::TargetGroup;
+
+    #[test]
+    fn collects_every_bad_field() {
+        let mut c = Checker::new();
+        c.text("name", "   ", 10);
+        c.email("contact.email", Some("not-an-email"));
+        c.postal_code("address.postal_code", Some("0431"));
+        c.codes::<TargetGroup>("target_groups", &["youth".into(), "elves".into()]);
+        let err = c.finish().err().unwrap();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "contact.email", "address.postal_code", "target_groups[1]"]);
+    }
+
+    #[test]
+    fn accepts_good_values_and_trims() {
+        let mut c = Checker::new();
+        assert_eq!(c.text("n", "  Anna ", 10), "Anna");
+        c.email("e", Some("anna.schmidt@example.org"));
+        c.postal_code("p", Some("04315"));
+        c.phone("t", Some("+49 341 1234567"));
+        c.url("w", Some("https://example.org/x"));
+        assert_eq!(c.kldb("k", "29302"), "29302");
+        assert_eq!(c.languages("l", &["DE".into(), "ar".into()]), vec!["de", "ar"]);
+        assert!(c.is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_values() {
+        let mut c = Checker::new();
+        c.url("w", Some("javascript:alert(1)"));
+        c.kldb("k", "2930");
+        c.languages("l", &["xx".into()]);
+        c.phone("t", Some("call me"));
+        assert_eq!(c.finish().err().unwrap().errors.len(), 4);
+    }
+}

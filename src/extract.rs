@@ -1,0 +1,203 @@
+//! Request-body, path and query extraction that fails as problem+json.
+//!
+//! `JsonBody<T>` replaces `web::Json<T>`: it enforces the content type
+//! (`415`), the 1 MiB limit (`413`), well-formed JSON (`400`), no NUL
+//! characters anywhere (PostgreSQL cannot store them), and `T`'s shape with
+//! unknown fields refused (`400` naming the field). It also keeps the parsed
+//! document, which idempotency fingerprints and merge patches need.
+use std::{future::Future, pin::Pin};
+
+use actix_web::{
+    FromRequest, HttpRequest,
+    dev::Payload,
+    error::{PathError, QueryPayloadError},
+    http::header,
+    web::{self, BytesMut},
+};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{ApiError, FieldError, Problem};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: Value,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type_ok = is_json_content_type(req);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(ApiError::new(
+                    Problem::UnsupportedMediaType,
+                    "The request body must be JSON (Content-Type: application/json).",
+                ));
+            }
+            if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return Err(too_large());
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body)
+        })
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(Problem::PayloadTooLarge, format!("The request body exceeds {MAX_BODY_BYTES} bytes."))
+}
+
+fn is_json_content_type(req: &HttpRequest) -> bool {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses and shapes a body; public for the batch endpoint, which shapes each item.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("A JSON request body is required."));
+    }
+    let raw: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}.")))?;
+    let value = shape(&raw)?;
+    Ok(JsonBody { value, raw })
+}
+
+/// Deserialises an already parsed document into `T`, naming the bad field.
+pub fn shape<T: DeserializeOwned>(raw: &Value) -> Result<T, ApiError> {
+    let mut nul_fields = Vec::new();
+    find_nul(raw, "", &mut nul_fields);
+    if !nul_fields.is_empty() {
+        let errors = nul_fields.into_iter().map(|f| FieldError::new(f, "must not contain NUL characters")).collect();
+        return Err(ApiError::bad_request("The request body contains NUL characters.").with_errors(errors));
+    }
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let message = e.inner().to_string();
+        ApiError::bad_request(format!("The request body does not have the expected shape: {message}."))
+            .with_errors(vec![FieldError::new(field, message)])
+    })
+}
+
+fn find_nul(value: &Value, path: &str, out: &mut Vec<String>) {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(s) if s.contains('\0') => out.push(path.to_owned()),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_nul(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k.contains('\0') {
+                    out.push(join("<key>"));
+                }
+                find_nul(v, &join(k), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Error handler for `web::Query`: a `400` naming the parameter.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let message = match &err {
+        QueryPayloadError::Deserialize(e) => e.to_string(),
+        _ => err.to_string(),
+    };
+    let field = message
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_default();
+    ApiError::bad_request(format!("Invalid query parameters: {message}."))
+        .with_errors(vec![FieldError::new(field, message)])
+        .into()
+}
+
+/// Error handler for `web::Path`: a malformed id is a `400`.
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    let message = match &err {
+        PathError::Deserialize(e) => e.to_string(),
+        _ => err.to_string(),
+    };
+    ApiError::bad_request(format!("Invalid path parameter: {message}."))
+        .with_errors(vec![FieldError::new("id", message)])
+        .into()
+}
+
+/// The configs installed on the app so every extractor answers problem+json.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Thing {
+        name: String,
+        inner: Option<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_field() {
+        let err = parse_json::<Thing>(br#"{"name":"a","inner":{"count":"x"}}"#).err().unwrap();
+        assert_eq!(err.problem, Problem::BadRequest);
+        assert_eq!(err.errors[0].field, "inner.count");
+    }
+
+    #[test]
+    fn unknown_field_is_refused() {
+        let err = parse_json::<Thing>(br#"{"name":"a","nmae":"b"}"#).err().unwrap();
+        assert!(err.errors[0].message.contains("nmae"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_path() {
+        let err = parse_json::<Thing>(br#"{"name":"a\u0000b"}"#).err().unwrap();
+        assert_eq!(err.errors[0].field, "name");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        let err = parse_json::<Thing>(b"{nope").err().unwrap();
+        assert_eq!(err.problem, Problem::BadRequest);
+    }
+}

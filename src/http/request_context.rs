@@ -1,0 +1,136 @@
+//! The outermost middleware: request id, request span, access log, metrics,
+//! and the rendering of problem bodies.
+use std::time::Instant;
+
+use actix_web::{
+    Error, HttpMessage, HttpResponse, ResponseError,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::Next,
+};
+use tracing::Instrument;
+
+use crate::error::{ApiError, PendingProblem, Problem};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the current request: the caller's `X-Request-Id` when it is
+/// sane (1–128 visible ASCII characters), else a fresh UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+pub async fn request_context(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = request_id_of(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let german = prefers_german(&req);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method);
+
+    // Handlers' errors arrive as `Ok` error responses; an `Err` here comes
+    // from a middleware and is rendered by actix itself.
+    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status();
+    let elapsed = started.elapsed();
+    span.in_scope(|| {
+        if let Some(err) = res.response().error().and_then(|e| e.as_error::<ApiError>())
+            && status.is_server_error()
+        {
+            tracing::error!(error = %err, "request failed");
+        }
+        tracing::info!(
+            target: "ostwerk::access",
+            route = %route,
+            status = status.as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "{method} {route} {}", status.as_u16()
+        );
+    });
+    super::metrics::record_request(&method, &route, status.as_u16(), elapsed);
+
+    let mut res = render_problem(res, &request_id, german);
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(res)
+}
+
+/// Replaces the body of any error response by an RFC 9457 problem naming the
+/// request. Errors raised by actix itself (not an `ApiError`) are mapped by
+/// status, so no error ever leaves without a problem body.
+fn render_problem(res: ServiceResponse<BoxBody>, request_id: &str, german: bool) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let pending = res.response().extensions().get::<PendingProblem>().cloned();
+    let api_error = match pending {
+        Some(PendingProblem(err)) => err,
+        None => std::sync::Arc::new(ApiError::new(problem_for_status(status), generic_detail(status))),
+    };
+    let body = api_error.body(request_id, german).to_string();
+    res.map_body(|head, _| {
+        head.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        if german {
+            head.headers.insert(header::CONTENT_LANGUAGE, header::HeaderValue::from_static("de"));
+        }
+        BoxBody::new(body)
+    })
+}
+
+fn problem_for_status(status: StatusCode) -> Problem {
+    Problem::ALL
+        .iter()
+        .copied()
+        .find(|p| p.status() == status)
+        .unwrap_or(if status.is_server_error() { Problem::Internal } else { Problem::BadRequest })
+}
+
+fn generic_detail(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Error").to_owned()
+}
+
+/// `Accept-Language` whose first preference is German.
+fn prefers_german(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let mut langs: Vec<(f32, String)> = v
+                .split(',')
+                .filter_map(|part| {
+                    let mut it = part.trim().split(';');
+                    let tag = it.next()?.trim().to_ascii_lowercase();
+                    let q = it
+                        .find_map(|p| p.trim().strip_prefix("q="))
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .unwrap_or(1.0);
+                    Some((q, tag))
+                })
+                .collect();
+            langs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            langs.into_iter().next().map(|(_, tag)| tag == "de" || tag.starts_with("de-"))
+        })
+        .unwrap_or(false)
+}
+
+/// Renders an `ApiError` outside the handler pipeline (fallback services).
+pub fn error_response(err: ApiError) -> HttpResponse {
+    err.error_response()
+}

@@ -1,0 +1,19 @@
+//! Ostwerk: the back office API of a district employment-development office.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`) so that the
+//! integration tests start exactly the application the binary serves.
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod openapi;
+pub mod repository;
+pub mod routes;
+pub mod service;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,86 @@
+//! Storage of Idempotency-Keys (table `idempotency_keys`).
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::Expr,
+};
+
+use crate::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
+
+pub const IN_PROGRESS: &str = "in_progress";
+pub const COMPLETED: &str = "completed";
+
+/// Claims `(scope, key)`; a unique violation means somebody holds it already.
+pub async fn claim(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    ActiveModel {
+        scope: Set(scope.to_owned()),
+        key: Set(key.to_owned()),
+        fingerprint: Set(fingerprint.to_owned()),
+        state: Set(IN_PROGRESS.to_owned()),
+        status_code: Set(None),
+        response_body: Set(None),
+        location: Set(None),
+        created_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id((scope.to_owned(), key.to_owned())).one(db).await
+}
+
+/// Takes over an abandoned in-progress claim (its holder crashed). Only one
+/// of several racing callers succeeds: the update matches the old timestamp.
+pub async fn take_over(
+    db: &impl ConnectionTrait,
+    stale: &Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::CreatedAt, Expr::value(now))
+        .col_expr(Column::Fingerprint, Expr::value(stale.fingerprint.clone()))
+        .filter(Column::Scope.eq(stale.scope.clone()))
+        .filter(Column::Key.eq(stale.key.clone()))
+        .filter(Column::State.eq(IN_PROGRESS))
+        .filter(Column::CreatedAt.eq(stale.created_at))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub async fn complete(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+    location: Option<&str>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::State, Expr::value(COMPLETED))
+        .col_expr(Column::StatusCode, Expr::value(i32::from(status)))
+        .col_expr(Column::ResponseBody, Expr::value(body.to_owned()))
+        .col_expr(Column::Location, Expr::value(location.map(str::to_owned)))
+        .filter(Column::Scope.eq(scope))
+        .filter(Column::Key.eq(key))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn release(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<(), DbErr> {
+    Entity::delete_by_id((scope.to_owned(), key.to_owned())).exec(db).await.map(|_| ())
+}
+
+/// Deletes keys older than `before` (they no longer replay).
+pub async fn purge_older_than(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    Entity::delete_many().filter(Column::CreatedAt.lt(before)).exec(db).await.map(|r| r.rows_affected)
+}

@@ -1,0 +1,76 @@
+//! The only place that writes queries. Models become domain/DTO values here
+//! and database errors become `ApiError`s here, via [`constraint`].
+pub mod districts;
+pub mod idempotency;
+pub mod providers;
+pub mod server_keys;
+
+use sea_orm::{DbErr, SqlErr};
+
+use crate::error::ApiError;
+
+/// Translates a constraint violation into the caller-facing error:
+/// `on_unique` for unique violations, `on_foreign_key` for foreign-key ones;
+/// anything else stays a database error (`500`/`503`).
+pub fn constraint(
+    err: DbErr,
+    on_unique: impl FnOnce(&str) -> Option<ApiError>,
+    on_foreign_key: impl FnOnce(&str) -> Option<ApiError>,
+) -> ApiError {
+    let mapped = match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(msg)) => on_unique(&msg),
+        Some(SqlErr::ForeignKeyConstraintViolation(msg)) => on_foreign_key(&msg),
+        _ => None,
+    };
+    mapped.unwrap_or_else(|| ApiError::from(err))
+}
+
+/// A unique violation (for callers that only need a yes/no).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// One page of a list plus the cursor of the next one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+    }
+}
+
+/// Keyset paging over a UUID v7 id: rows after `after` in `newest_first`
+/// order, at most `limit + 1` (the extra row says whether there is more).
+pub async fn keyset<E, C>(
+    db: &C,
+    select: sea_orm::Select<E>,
+    id: E::Column,
+    after: Option<uuid::Uuid>,
+    newest_first: bool,
+    limit: u64,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect};
+    let mut select = select;
+    if let Some(after) = after {
+        select = if newest_first { select.filter(id.lt(after)) } else { select.filter(id.gt(after)) };
+    }
+    select = if newest_first { select.order_by_desc(id) } else { select.order_by_asc(id) };
+    select.limit(limit + 1).all(db).await
+}
+
+/// Case-insensitive "name contains" on both backends (`LIKE` is
+/// case-insensitive only for ASCII on SQLite, so both sides are lowered).
+pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::{ExprTrait, sea_query::{Expr, Func, LikeExpr}};
+    let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
+        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}

@@ -1,0 +1,28 @@
+//! HTTP handlers, one folder per resource. `configure` registers every API
+//! route; `ACCESS` lists every access rule (the OpenAPI `security` entries
+//! are generated from it).
+pub mod code_lists;
+pub mod common;
+pub mod ops;
+pub mod providers;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Access;
+
+/// Every route under `/api/v1`.
+pub fn configure(cfg: &mut ServiceConfig) {
+    providers::configure(cfg);
+    code_lists::configure(cfg);
+}
+
+/// Every access rule of every operation.
+pub fn access_rules() -> Vec<&'static Access> {
+    [providers::ACCESS, code_lists::ACCESS].concat()
+}
+
+/// Every route of the service: the API under `/api/v1` and the operator endpoints.
+pub fn all(cfg: &mut ServiceConfig) {
+    cfg.service(utoipa_actix_web::scope("/api/v1").configure(configure));
+    ops::configure(cfg);
+}

@@ -1,0 +1,76 @@
+//! Operator endpoints: liveness, readiness, metrics. Public, outside `/api/v1`.
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{db, http::metrics, startup::AppState};
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` when the database cannot be reached.
+    pub status: &'static str,
+}
+
+/// Liveness
+///
+/// The process is up. `/healthz` is an alias.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)), security(()))]
+#[get("/livez")]
+pub async fn livez() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Liveness (alias of `/livez`)
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)), security(()))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Readiness
+///
+/// `200` when the database answers, else `503` with `Retry-After`. Recovers
+/// by itself when the database comes back.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Database unreachable", body = Health),
+    ),
+    security(()),
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match tokio::time::timeout(std::time::Duration::from_secs(3), db::ping(&state.db)).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(Health { status: "ok" }),
+        outcome => {
+            let reason = match outcome {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_owned(),
+            };
+            tracing::warn!(reason = %reason, "readiness check failed");
+            HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "5")).json(Health { status: "unavailable" })
+        }
+    }
+}
+
+/// Prometheus metrics
+///
+/// `http_requests_total` and `http_request_duration_seconds` by method, route
+/// and status; `db_pool_connections` and `db_pool_idle_connections`.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
+    security(()),
+)]
+#[get("/metrics")]
+pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
+    let (open, idle) = db::pool_figures(&state.db);
+    metrics::record_pool(open, idle);
+    let text = metrics::handle().map(|h| h.render()).unwrap_or_default();
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+}
+
+pub fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(livez).service(healthz).service(readyz).service(metrics_endpoint);
+}

@@ -1,0 +1,6 @@
+//! Rules that span a request: transactions, idempotency, cursors, and the
+//! per-resource services the handlers call.
+pub mod cursor;
+pub mod idempotency;
+pub mod paging;
+pub mod providers;

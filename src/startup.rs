@@ -1,0 +1,173 @@
+//! Building the application from settings: database, keys, routes, server.
+//!
+//! The listener is bound before the server starts, so tests run on port 0
+//! and ask for the port afterwards (zero-to-production's pattern).
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpResponse, HttpServer,
+    dev::Server,
+    http::header,
+    middleware::{Compress, from_fn},
+    web,
+};
+use anyhow::Context;
+use base64::Engine;
+use migration::{Migrator, MigratorTrait};
+use rand::RngCore;
+use sea_orm::DatabaseConnection;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::Authenticator,
+    config::Settings,
+    db, extract,
+    http::{fallback, metrics, rate_limit::RateLimit, request_context::request_context},
+    openapi::{self, ApiDoc},
+    repository,
+    routes,
+    service::cursor::CursorCodec,
+};
+
+/// Shared by every request.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub auth: Authenticator,
+    pub cursors: CursorCodec,
+    pub rate_limit: RateLimit,
+    pub settings: Settings,
+}
+
+/// rustls needs one process-wide crypto provider before any TLS client
+/// (reqwest for JWKS) is built; installing twice is harmless.
+pub fn install_crypto_provider() {
+    drop(rustls::crypto::ring::default_provider().install_default());
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects, migrates, loads keys and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        metrics::handle();
+        let auth = Authenticator::new(&settings, None)?;
+        if !auth.has_keys() {
+            anyhow::bail!("no token key configured: set OSTWERK_JWT_SECRET and/or OSTWERK_JWT_JWKS_URL");
+        }
+        let db = db::connect(&settings)
+            .await
+            .with_context(|| format!("cannot open the database {}", crate::config::redact_url(&settings.database_url)))?;
+        Migrator::up(&db, None).await.context("database migration failed")?;
+        let cursor_key = repository::server_keys::get_or_create(&db, "cursor_hmac", random_key).await?;
+        auth.warm_up().await;
+
+        let listener = TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            auth,
+            cursors: CursorCodec::new(cursor_key.as_bytes()),
+            rate_limit: RateLimit::per_minute(settings.rate_limit),
+            settings: settings.clone(),
+        });
+        let server = serve(listener, state.clone(), &settings)?;
+        Ok(Self { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until SIGTERM/SIGINT; in-flight requests get the shutdown timeout to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let result = self.server.await;
+        housekeeping.abort();
+        result
+    }
+}
+
+/// A fresh random key, base64 (for the cursor HMAC and the dev-mode secret).
+pub fn random_key() -> String {
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+}
+
+/// Hourly: forget idempotency keys past their 24 h and idle rate-limit buckets.
+async fn housekeeping(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::domain::ids::now() - chrono::Duration::hours(crate::service::idempotency::RETENTION_HOURS);
+        match repository::idempotency::purge_older_than(&state.db, before).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+        }
+        state.rate_limit.housekeeping();
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> anyhow::Result<Server> {
+    let doc = Arc::new(openapi::build());
+    let table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
+    let origins = settings.cors_origins();
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+            .configure(routes::all)
+            .split_for_parts();
+        app.app_data(state.clone())
+            .app_data(table.clone())
+            .configure(extract::configure)
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", (*doc).clone()))
+            .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish() }))
+            .route("/swagger-ui", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish() }))
+            .default_service(web::to(fallback::not_found_or_method_not_allowed))
+            .wrap(cors(&origins))
+            .wrap(from_fn(request_context))
+            .wrap(Compress::default())
+    })
+    .listen(listener)?
+    .shutdown_timeout(settings.shutdown_timeout)
+    .run();
+    Ok(server)
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::ACCEPT_LANGUAGE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
+    }
+    cors
+}
