@@ -69,6 +69,10 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,
 
+    /// HTTP worker threads (0: one per CPU core).
+    #[arg(long, env = "OSTWERK_WORKERS", default_value_t = 0, global = true)]
+    pub workers: usize,
+
     /// Seconds to let in-flight requests finish on SIGTERM.
     #[arg(long, env = "OSTWERK_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
     pub shutdown_timeout: u64,

@@ -124,6 +124,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
     let doc = Arc::new(openapi::build());
     let table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
     let origins = settings.cors_origins();
+    let workers = settings.workers;
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
@@ -142,8 +143,9 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .wrap(Compress::default())
     })
     .listen(listener)?
-    .shutdown_timeout(settings.shutdown_timeout)
-    .run();
+    .shutdown_timeout(settings.shutdown_timeout);
+    let server = if workers > 0 { server.workers(workers) } else { server };
+    let server = server.run();
     Ok(server)
 }
 

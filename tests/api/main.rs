@@ -1,0 +1,11 @@
+//! One integration-test binary: the real app over HTTP, on SQLite by default
+//! and on PostgreSQL when `TEST_DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod contract;
+mod errors;
+mod ops;
+mod providers;
