@@ -29,7 +29,12 @@ pub const BEARER: &str = "bearer";
         contact(name = "Ostwerk", url = "https://ostwerk.dev"),
     ),
     tags(
+        (name = "clients", description = "Clients (Klient:innen) and their counselling log. Personal data: every read and write is audited."),
+        (name = "employers", description = "Local employers, their counselling log and their vacancies."),
+        (name = "vacancies", description = "Jobs, apprenticeships, internships and volunteer posts, searchable across employers."),
         (name = "providers", description = "Organisations that run measures (Träger)."),
+        (name = "measures", description = "Training and activation measures (Maßnahmen) with their seats."),
+        (name = "audit", description = "The append-only audit log of personal-data access (admin)."),
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),
     ),

@@ -5,3 +5,7 @@ pub mod ids;
 pub mod validate;
 pub mod values;
 pub mod providers;
+pub mod clients;
+pub mod employers;
+pub mod measures;
+pub mod audit;

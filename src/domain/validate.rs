@@ -151,6 +151,66 @@ impl Checker {
         out
     }
 
+    /// An optional calendar date `YYYY-MM-DD`.
+    pub fn date(&mut self, field: &str, value: Option<&str>) -> Option<chrono::NaiveDate> {
+        let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+        match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.add(field, "must be a date YYYY-MM-DD");
+                None
+            }
+        }
+    }
+
+    /// An optional RFC 3339 timestamp, normalised to UTC.
+    pub fn timestamp(&mut self, field: &str, value: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+        let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+        match chrono::DateTime::parse_from_rfc3339(v) {
+            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                self.add(field, "must be an RFC 3339 timestamp like 2026-05-04T09:30:00Z");
+                None
+            }
+        }
+    }
+
+    /// A required value: records "is required" when absent.
+    pub fn required<T>(&mut self, field: &str, value: Option<T>) -> Option<T> {
+        if value.is_none() {
+            self.add(field, "is required");
+        }
+        value
+    }
+
+    /// An optional integer in `min..=max`, as `i32`.
+    pub fn opt_int(&mut self, field: &str, value: Option<i64>, min: i64, max: i64) -> Option<i32> {
+        let v = value?;
+        self.range(field, v, min, max);
+        i32::try_from(v.clamp(min, max)).ok()
+    }
+
+    /// KldB codes (five digits each), duplicates dropped.
+    pub fn kldb_list(&mut self, field: &str, values: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let code = self.kldb(&format!("{field}[{i}]"), v);
+            if !out.contains(&code) {
+                out.push(code);
+            }
+        }
+        out
+    }
+
+    /// A district code that `known` accepts.
+    pub fn district(&mut self, field: &str, value: Option<&str>, known: &dyn Fn(&str) -> bool) -> Option<String> {
+        let d = self.opt_text(field, value, 8)?;
+        if !known(&d) {
+            self.add(field, "must be a code of the districts list (GET /api/v1/code-lists/districts)");
+        }
+        Some(d)
+    }
+
     /// An integer in `min..=max`.
     pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
         if value < min || value > max {

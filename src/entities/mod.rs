@@ -1,5 +1,11 @@
 //! sea-orm entities: the tables as the database sees them. Never on the wire.
+pub mod audit_event;
+pub mod client;
+pub mod consultation;
 pub mod district;
+pub mod employer;
 pub mod idempotency_key;
+pub mod measure;
 pub mod provider;
 pub mod server_key;
+pub mod vacancy;

@@ -1,9 +1,16 @@
 //! The only place that writes queries. Models become domain/DTO values here
 //! and database errors become `ApiError`s here, via [`constraint`].
+pub mod audit;
+pub mod clients;
+pub mod consultations;
+pub mod employers;
+pub mod measures;
+pub mod vacancies;
 pub mod districts;
 pub mod idempotency;
 pub mod providers;
 pub mod server_keys;
+pub mod tags;
 
 use sea_orm::{DbErr, SqlErr};
 
@@ -73,4 +80,39 @@ pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_or
     let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
         .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// Writes the `Set` fields of `model` to row `id` if it is still at `version`
+/// (the caller sets `updated_at` and `version + 1` in `model`); returns the
+/// new row, or `None` when the row moved on or is gone — the conditional
+/// update is what makes lost updates impossible.
+pub async fn update_versioned<E, A, C>(
+    db: &C,
+    model: A,
+    id_col: E::Column,
+    version_col: E::Column,
+    id: uuid::Uuid,
+    version: i32,
+) -> Result<Option<E::Model>, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    A: sea_orm::ActiveModelTrait<Entity = E> + Send,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let result = E::update_many().set(model).filter(id_col.eq(id)).filter(version_col.eq(version)).exec(db).await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    E::find().filter(id_col.eq(id)).one(db).await
+}
+
+/// Serialises an optional value type into a JSON column.
+pub fn json_of<T: serde::Serialize>(value: &Option<T>) -> Option<serde_json::Value> {
+    value.as_ref().and_then(|v| serde_json::to_value(v).ok())
+}
+
+/// Reads a JSON column back into its value type.
+pub fn from_json<T: serde::de::DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
+    value.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
 }

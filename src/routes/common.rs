@@ -96,3 +96,58 @@ pub struct ListOf<T> {
     /// Pass as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// `200` with one page: `{"items": [...], "next_cursor": ...}`.
+pub fn list_response<M, D: Serialize>(page: crate::repository::Page<M>, to_dto: impl FnMut(M) -> D) -> HttpResponse {
+    let page = page.map(to_dto);
+    HttpResponse::Ok().json(ListOf { items: page.items, next_cursor: page.next_cursor })
+}
+
+/// The `201` answer of a create: `Location` plus the resource.
+pub fn created<D: Serialize>(location: String, dto: &D) -> Result<crate::service::idempotency::Created, ApiError> {
+    let body = serde_json::to_value(dto).map_err(ApiError::internal)?;
+    Ok(crate::service::idempotency::Created::new(location, body))
+}
+
+/// Who is acting in this request, for the audit log.
+pub fn audit_context(user: &crate::auth::Principal, req: &actix_web::HttpRequest) -> crate::domain::audit::AuditContext {
+    use actix_web::HttpMessage;
+    let request_id = req
+        .extensions()
+        .get::<crate::http::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    crate::domain::audit::AuditContext { actor: user.sub.clone(), actor_org: user.org.clone(), request_id }
+}
+
+/// A code-list filter parameter: absent, or a valid code (else `400`).
+pub fn code_filter<T: crate::domain::codes::CodeList>(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if T::parse(&v).is_none() => {
+            Err(ApiError::bad_request("Invalid query parameters.").with_errors(vec![FieldError::new(field, T::expected())]))
+        }
+        other => Ok(other),
+    }
+}
+
+/// A free-text filter: trimmed, blank means absent.
+pub fn text_filter(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// A date filter `YYYY-MM-DD` (else `400`).
+pub fn date_filter(field: &str, value: Option<&str>) -> Result<Option<chrono::NaiveDate>, ApiError> {
+    let mut c = crate::domain::validate::Checker::new();
+    let date = c.date(field, value);
+    c.finish().map_err(|e| ApiError::bad_request("Invalid query parameters.").with_errors(e.errors))?;
+    Ok(date)
+}
+
+/// A KldB prefix filter: 1–5 digits (else `400`).
+pub fn kldb_prefix_filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match text_filter(value) {
+        Some(v) if v.len() > 5 || !v.chars().all(|c| c.is_ascii_digit()) => Err(ApiError::bad_request("Invalid query parameters.")
+            .with_errors(vec![FieldError::new(field, "must be 1–5 digits of a KldB 2010 code")])),
+        other => Ok(other),
+    }
+}

@@ -1,6 +1,8 @@
 //! HTTP handlers, one folder per resource. `configure` registers every API
 //! route; `ACCESS` lists every access rule (the OpenAPI `security` entries
 //! are generated from it).
+pub mod audit_events;
+pub mod clients;
 pub mod code_lists;
 pub mod common;
 pub mod ops;
@@ -13,12 +15,14 @@ use crate::auth::Access;
 /// Every route under `/api/v1`.
 pub fn configure(cfg: &mut ServiceConfig) {
     providers::configure(cfg);
+    clients::configure(cfg);
+    audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
 
 /// Every access rule of every operation.
 pub fn access_rules() -> Vec<&'static Access> {
-    [providers::ACCESS, code_lists::ACCESS].concat()
+    [providers::ACCESS, clients::ACCESS, audit_events::ACCESS, code_lists::ACCESS].concat()
 }
 
 /// Every route of the service: the API under `/api/v1` and the operator endpoints.

@@ -3,4 +3,5 @@
 pub mod cursor;
 pub mod idempotency;
 pub mod paging;
+pub mod clients;
 pub mod providers;

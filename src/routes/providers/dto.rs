@@ -49,32 +49,15 @@ impl ProviderInput {
     /// Validates every field; `district_known` answers for the districts list.
     pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<ProviderFields, ApiError> {
         let mut c = Checker::new();
-        let name = match &self.name {
-            Some(n) => c.text("name", n, 300),
-            None => {
-                c.add("name", "is required");
-                String::new()
-            }
-        };
-        let kind = match &self.kind {
-            Some(k) => c.code::<ProviderKind>("kind", k),
-            None => {
-                c.add("kind", "is required");
-                None
-            }
-        };
+        let name = c.required("name", self.name.as_deref()).map(|n| c.text("name", n, 300));
+        let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<ProviderKind>("kind", k));
         let address = self.address.and_then(|a| a.check(&mut c, "address"));
-        let district = c.opt_text("district", self.district.as_deref(), 8);
-        if let Some(d) = &district
-            && !district_known(d)
-        {
-            c.add("district", "must be a code of the districts list (GET /api/v1/code-lists/districts)");
-        }
+        let district = c.district("district", self.district.as_deref(), &district_known);
         let contact = self.contact.and_then(|a| a.check(&mut c, "contact"));
         let website = c.url("website", self.website.as_deref());
         c.finish()?;
         Ok(ProviderFields {
-            name,
+            name: name.unwrap_or_default(),
             kind: kind.unwrap_or(ProviderKind::Other),
             azav_certified: self.azav_certified.unwrap_or(false),
             address,

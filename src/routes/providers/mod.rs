@@ -6,16 +6,16 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use self::dto::{ProviderDto, ProviderInput, ProviderQuery};
-use super::common::{ListOf, PageParams, merge_patch, ok_with_etag};
+use super::common::{ListOf, PageParams, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter};
 use crate::{
     auth::{Access, AuthUser, Role::*},
-    domain::codes::{CodeList, ProviderKind},
-    error::{ApiError, FieldError, ProblemDetails},
+    domain::codes::ProviderKind,
+    error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
     repository::{self, providers::ProviderFilter},
     service::{
-        idempotency::{self, Created, IdempotencyKey},
+        idempotency::{self, IdempotencyKey},
         providers,
     },
     startup::AppState,
@@ -54,21 +54,14 @@ pub async fn list_providers(
     user.require(&LIST)?;
     let page = page.validate()?;
     let query = query.into_inner();
-    if let Some(kind) = &query.kind
-        && ProviderKind::parse(kind).is_none()
-    {
-        return Err(ApiError::bad_request("Invalid query parameters.")
-            .with_errors(vec![FieldError::new("kind", ProviderKind::expected())]));
-    }
     let filter = ProviderFilter {
-        kind: query.kind,
-        district: query.district,
+        kind: code_filter::<ProviderKind>("kind", query.kind)?,
+        district: text_filter(query.district),
         azav_certified: query.azav_certified,
-        q: query.q.filter(|q| !q.trim().is_empty()),
+        q: text_filter(query.q),
     };
     let result = providers::list(&state.db, &state.cursors, &filter, &page).await?;
-    let result = result.map(|m| ProviderDto::from(&m));
-    Ok(HttpResponse::Ok().json(ListOf { items: result.items, next_cursor: result.next_cursor }))
+    Ok(list_response(result, |m| ProviderDto::from(&m)))
 }
 
 /// Create a provider
@@ -97,8 +90,7 @@ pub async fn create_provider(
     let fields = body.value.validate(|d| districts.contains(d))?;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = providers::create(txn, &fields).await?;
-        let dto = ProviderDto::from(&model);
-        Ok(Created::new(format!("/api/v1/providers/{}", model.id), serde_json::to_value(dto).map_err(ApiError::internal)?))
+        created(format!("/api/v1/providers/{}", model.id), &ProviderDto::from(&model))
     })
     .await
 }

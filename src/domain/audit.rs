@@ -1,0 +1,30 @@
+//! Who is reading or writing personal data, for the audit log (SPEC §5).
+
+/// The acting principal and the request, recorded with every audit event.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    pub actor: String,
+    pub actor_org: Option<String>,
+    pub request_id: String,
+}
+
+/// One thing done to personal data.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEntry {
+    pub action: &'static str,
+    pub resource: &'static str,
+    pub resource_id: Option<uuid::Uuid>,
+    pub client_id: Option<uuid::Uuid>,
+}
+
+/// Audit actions (the `action` column); stable, filterable names.
+pub mod action {
+    pub const CLIENT_CREATE: &str = "client.create";
+    pub const CLIENT_READ: &str = "client.read";
+    pub const CLIENT_LIST: &str = "client.list";
+    pub const CLIENT_UPDATE: &str = "client.update";
+    pub const CLIENT_EXPORT: &str = "client.export";
+    pub const CLIENT_ERASE: &str = "client.erase";
+    pub const CONSULTATION_LIST: &str = "consultation.list";
+    pub const CONSULTATION_CREATE: &str = "consultation.create";
+}

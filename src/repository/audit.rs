@@ -1,0 +1,72 @@
+//! The audit log: append-only. Every function of `repository::clients` (and
+//! consultations) records here before it returns personal data.
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        audit::{AuditContext, AuditEntry},
+        ids::{new_id, now},
+    },
+    entities::audit_event::{ActiveModel, Column, Entity, Model},
+};
+
+/// Appends `entries` in one statement (a list page is one insert, not one per row).
+pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[AuditEntry]) -> Result<(), DbErr> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    Entity::insert_many(entries.iter().map(|e| ActiveModel {
+        id: Set(new_id()),
+        at: Set(at),
+        actor: Set(ctx.actor.clone()),
+        actor_org: Set(ctx.actor_org.clone()),
+        action: Set(e.action.to_owned()),
+        resource: Set(e.resource.to_owned()),
+        resource_id: Set(e.resource_id),
+        client_id: Set(e.client_id),
+        request_id: Set(ctx.request_id.clone()),
+    }))
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub client_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &AuditFilter,
+    after: Option<Uuid>,
+    newest_first: bool,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut select = Entity::find();
+    if let Some(id) = filter.client_id {
+        select = select.filter(Column::ClientId.eq(id));
+    }
+    if let Some(actor) = &filter.actor {
+        select = select.filter(Column::Actor.eq(actor.clone()));
+    }
+    if let Some(from) = filter.from {
+        select = select.filter(Column::At.gte(from));
+    }
+    if let Some(to) = filter.to {
+        select = select.filter(Column::At.lt(to));
+    }
+    super::keyset(db, select, Column::Id, after, newest_first, limit).await
+}
+
+/// Everything the log says about one client (for the Art. 15 export).
+pub async fn for_client(db: &impl ConnectionTrait, client_id: Uuid) -> Result<Vec<Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    Entity::find().filter(Column::ClientId.eq(client_id)).order_by_asc(Column::Id).all(db).await
+}

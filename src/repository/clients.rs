@@ -1,0 +1,249 @@
+//! Queries on `clients` — personal data. Every function that returns client
+//! rows, or changes them, takes an [`AuditContext`] and appends its audit
+//! event before returning: there is no way to read a client here without it,
+//! and nothing outside this module queries the `clients` table.
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ExprTrait, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::{audit, tags};
+use crate::{
+    domain::{
+        audit::{AuditContext, AuditEntry, action},
+        clients::ClientFields,
+        codes::ClientStatus,
+        ids::now,
+    },
+    entities::{
+        client::{ActiveModel, Column, Entity, Model},
+        consultation,
+    },
+};
+
+/// Which clients a caller may see. Visibility is part of every query.
+#[derive(Debug, Clone)]
+pub enum ClientScope {
+    /// Office staff: every client.
+    All,
+    /// A job centre: the clients it created (and, with referrals, referred).
+    Org(String),
+}
+
+pub(crate) fn scope_condition(scope: &ClientScope) -> Condition {
+    match scope {
+        ClientScope::All => Condition::all(),
+        ClientScope::Org(org) => Condition::any().add(Column::CreatedByOrg.eq(org.clone())).add(
+            Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(sea_orm::sea_query::Alias::new("client_id"))
+                    .from(sea_orm::sea_query::Alias::new("referrals"))
+                    .and_where(Expr::col(sea_orm::sea_query::Alias::new("referring_org")).eq(org.clone()))
+                    .to_owned(),
+            ),
+        ),
+    }
+}
+
+fn entry(action: &'static str, id: Uuid) -> AuditEntry {
+    AuditEntry { action, resource: "client", resource_id: Some(id), client_id: Some(id) }
+}
+
+fn active(fields: &ClientFields) -> ActiveModel {
+    ActiveModel {
+        external_id: Set(fields.external_id.clone()),
+        first_name: Set(Some(fields.first_name.clone())),
+        last_name: Set(Some(fields.last_name.clone())),
+        date_of_birth: Set(fields.date_of_birth),
+        email: Set(fields.email.clone()),
+        phone: Set(fields.phone.clone()),
+        address: Set(fields.address.as_ref().and_then(|a| serde_json::to_value(a).ok())),
+        district: Set(fields.district.clone()),
+        target_groups: Set(tags::join(fields.target_groups.iter().map(|t| t.as_str()))),
+        education_level: Set(fields.education_level.map(|e| e.as_str().to_owned())),
+        occupation_codes: Set(tags::join(&fields.occupation_codes)),
+        languages: Set(tags::join(&fields.languages)),
+        available_from: Set(fields.available_from),
+        hours_per_week: Set(fields.hours_per_week),
+        consent: Set(serde_json::to_value(&fields.consent).ok()),
+        status: Set(fields.status.as_str().to_owned()),
+        ..Default::default()
+    }
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    id: Uuid,
+    created_by_org: &str,
+    fields: &ClientFields,
+) -> Result<Model, DbErr> {
+    let at = now();
+    let mut model = active(fields);
+    model.id = Set(id);
+    model.created_by_org = Set(created_by_org.to_owned());
+    model.erased_at = Set(None);
+    model.created_at = Set(at);
+    model.updated_at = Set(at);
+    model.version = Set(1);
+    let model = model.insert(db).await?;
+    audit::record(db, audit_ctx, &[entry(action::CLIENT_CREATE, id)]).await?;
+    Ok(model)
+}
+
+/// The client if visible; audited as `action` when found (and not erased:
+/// an erased stub holds no personal data).
+pub async fn find(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    action: &'static str,
+    scope: &ClientScope,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    let found = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await?;
+    if let Some(m) = &found
+        && m.status != ClientStatus::Erased.as_str()
+    {
+        audit::record(db, audit_ctx, &[entry(action, id)]).await?;
+    }
+    Ok(found)
+}
+
+/// The external id of a visible client, without reading personal data
+/// (used to name the existing record in a duplicate-`external_id` problem).
+pub async fn id_by_external_id(db: &impl ConnectionTrait, org: &str, external_id: &str) -> Result<Option<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::CreatedByOrg.eq(org))
+        .filter(Column::ExternalId.eq(external_id))
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await
+}
+
+#[derive(Debug, Default)]
+pub struct ClientFilter {
+    pub external_id: Option<String>,
+    pub district: Option<String>,
+    pub target_group: Option<String>,
+    pub status: Option<String>,
+    pub q: Option<String>,
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    scope: &ClientScope,
+    filter: &ClientFilter,
+    after: Option<Uuid>,
+    newest_first: bool,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut select = Entity::find().filter(scope_condition(scope));
+    if let Some(v) = &filter.external_id {
+        select = select.filter(Column::ExternalId.eq(v.clone()));
+    }
+    if let Some(v) = &filter.district {
+        select = select.filter(Column::District.eq(v.clone()));
+    }
+    if let Some(v) = &filter.target_group {
+        select = select.filter(tags::contains(Column::TargetGroups, v));
+    }
+    // Erased stubs only when asked for by status.
+    select = match &filter.status {
+        Some(v) => select.filter(Column::Status.eq(v.clone())),
+        None => select.filter(Column::Status.ne(ClientStatus::Erased.as_str())),
+    };
+    if let Some(q) = &filter.q {
+        select = select.filter(
+            Condition::any()
+                .add(super::name_contains(Column::FirstName, q))
+                .add(super::name_contains(Column::LastName, q)),
+        );
+    }
+    let rows = super::keyset(db, select, Column::Id, after, newest_first, limit).await?;
+    let entries: Vec<AuditEntry> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .filter(|m| m.status != ClientStatus::Erased.as_str())
+        .map(|m| entry(action::CLIENT_LIST, m.id))
+        .collect();
+    audit::record(db, audit_ctx, &entries).await?;
+    Ok(rows)
+}
+
+/// Writes `fields` if the row is still at `version`; `None` when it moved on.
+pub async fn update(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    id: Uuid,
+    version: i32,
+    fields: &ClientFields,
+) -> Result<Option<Model>, DbErr> {
+    let mut model = active(fields);
+    model.updated_at = Set(now());
+    model.version = Set(version + 1);
+    let result = Entity::update_many()
+        .set(model)
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(version))
+        .filter(Column::Status.ne(ClientStatus::Erased.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    audit::record(db, audit_ctx, &[entry(action::CLIENT_UPDATE, id)]).await?;
+    Entity::find_by_id(id).one(db).await
+}
+
+/// GDPR Art. 17: overwrites every personal field and every consultation
+/// note with NULL; the row stays as an anonymous stub (district, target
+/// groups and the like) so referrals and statistics stay right.
+pub async fn erase(db: &impl ConnectionTrait, audit_ctx: &AuditContext, id: Uuid) -> Result<bool, DbErr> {
+    let at = now();
+    let result = Entity::update_many()
+        .col_expr(Column::ExternalId, Expr::value(Option::<String>::None))
+        .col_expr(Column::FirstName, Expr::value(Option::<String>::None))
+        .col_expr(Column::LastName, Expr::value(Option::<String>::None))
+        .col_expr(Column::DateOfBirth, Expr::value(Option::<chrono::NaiveDate>::None))
+        .col_expr(Column::Email, Expr::value(Option::<String>::None))
+        .col_expr(Column::Phone, Expr::value(Option::<String>::None))
+        .col_expr(Column::Address, Expr::value(Option::<serde_json::Value>::None))
+        .col_expr(Column::AvailableFrom, Expr::value(Option::<chrono::NaiveDate>::None))
+        .col_expr(Column::Consent, Expr::value(Option::<serde_json::Value>::None))
+        .col_expr(Column::Status, Expr::value(ClientStatus::Erased.as_str()))
+        .col_expr(Column::ErasedAt, Expr::value(Some(at)))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Status.ne(ClientStatus::Erased.as_str()))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(false);
+    }
+    consultation::Entity::update_many()
+        .col_expr(consultation::Column::Notes, Expr::value(Option::<String>::None))
+        .col_expr(consultation::Column::UpdatedAt, Expr::value(at))
+        .filter(consultation::Column::ClientId.eq(id))
+        .exec(db)
+        .await?;
+    audit::record(db, audit_ctx, &[entry(action::CLIENT_ERASE, id)]).await?;
+    Ok(true)
+}
+
+/// Only the status of a visible client (no personal data, so no audit).
+pub async fn status_of(db: &impl ConnectionTrait, scope: &ClientScope, id: Uuid) -> Result<Option<String>, DbErr> {
+    use sea_orm::QuerySelect;
+    Entity::find_by_id(id)
+        .select_only()
+        .column(Column::Status)
+        .filter(scope_condition(scope))
+        .into_tuple::<String>()
+        .one(db)
+        .await
+}

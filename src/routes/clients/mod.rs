@@ -1,0 +1,294 @@
+//! `/api/v1/clients`: clients and their counselling log — personal data,
+//! every read and write audited (SPEC §5).
+pub mod dto;
+
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use sea_orm::TransactionTrait;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use self::dto::{AuditEventDto, ClientDto, ClientExport, ClientInput, ClientQuery, ConsultationDto, ConsultationInput};
+use super::common::{
+    ListOf, PageParams, audit_context, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter,
+};
+use crate::{
+    auth::{Access, AuthUser, Role::*},
+    domain::{
+        audit::action,
+        codes::{ClientStatus, TargetGroup},
+        ids::now,
+    },
+    error::{ApiError, ProblemDetails},
+    extract::JsonBody,
+    http::IfMatch,
+    repository::{self, clients::ClientFilter},
+    service::{
+        clients,
+        idempotency::{self, IdempotencyKey},
+    },
+    startup::AppState,
+};
+
+pub const LIST: Access = Access::new("list_clients", &[Admin, Caseworker, Jobcenter]);
+pub const GET: Access = Access::new("get_client", &[Admin, Caseworker, Jobcenter]);
+pub const CREATE: Access = Access::new("create_client", &[Admin, Caseworker, Jobcenter]);
+pub const UPDATE: Access = Access::new("update_client", &[Admin, Caseworker]);
+pub const ERASE: Access = Access::new("erase_client", &[Admin]);
+pub const EXPORT: Access = Access::new("export_client", &[Admin, Caseworker]);
+pub const LIST_CONSULTATIONS: Access = Access::new("list_client_consultations", &[Admin, Caseworker]);
+pub const CREATE_CONSULTATION: Access = Access::new("create_client_consultation", &[Admin, Caseworker]);
+pub const ACCESS: &[&Access] =
+    &[&LIST, &GET, &CREATE, &UPDATE, &ERASE, &EXPORT, &LIST_CONSULTATIONS, &CREATE_CONSULTATION];
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_clients)
+        .service(create_client)
+        .service(get_client)
+        .service(update_client)
+        .service(erase_client)
+        .service(export_client)
+        .service(list_client_consultations)
+        .service(create_client_consultation);
+}
+
+const GONE: &str = "The client was erased";
+
+/// List clients
+///
+/// Office staff see every client, a job centre the clients it created or
+/// referred. Each listed client is recorded in the audit log. Erased clients
+/// are listed (as anonymous stubs) only with `status=erased`.
+#[utoipa::path(
+    tag = "clients",
+    params(PageParams, ClientQuery),
+    responses((status = 200, description = "One page of clients", body = ListOf<ClientDto>)),
+)]
+#[get("/clients")]
+pub async fn list_clients(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    page: web::Query<PageParams>,
+    query: web::Query<ClientQuery>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&LIST)?;
+    let page = page.validate()?;
+    let q = query.into_inner();
+    let filter = ClientFilter {
+        external_id: text_filter(q.external_id),
+        district: text_filter(q.district),
+        target_group: code_filter::<TargetGroup>("target_group", q.target_group)?,
+        status: code_filter::<ClientStatus>("status", q.status)?,
+        q: text_filter(q.q),
+    };
+    let audit = audit_context(&user, &req);
+    let result = clients::list(&state.db, &audit, &state.cursors, &user, &filter, &page).await?;
+    Ok(list_response(result, |m| ClientDto::from(&m)))
+}
+
+/// Create a client
+///
+/// `external_id` is unique per creating organisation: a second client with
+/// the same one is a `409` naming the `existing_id`. Accepts an `Idempotency-Key`.
+#[utoipa::path(
+    tag = "clients",
+    request_body = ClientInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe (replays for 24 h)")),
+    responses(
+        (status = 201, description = "Created", body = ClientDto, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "Duplicate `external_id` (`existing_id` names the record), or Idempotency-Key in use",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/clients")]
+pub async fn create_client(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    body: JsonBody<ClientInput>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&CREATE)?;
+    let districts = repository::districts::codes(&state.db).await?;
+    let fields = body.value.validate(|d| districts.contains(d))?;
+    let audit = audit_context(&user, &req);
+    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+        let model = clients::create(txn, &audit, &user, &fields).await?;
+        created(format!("/api/v1/clients/{}", model.id), &ClientDto::from(&model))
+    })
+    .await
+}
+
+/// Get a client
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id")),
+    responses(
+        (status = 200, description = "The client", body = ClientDto, headers(("ETag" = String))),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/clients/{id}")]
+pub async fn get_client(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&GET)?;
+    let audit = audit_context(&user, &req);
+    let model = clients::get(&state.db, &audit, &user, id.into_inner(), action::CLIENT_READ).await?;
+    Ok(ok_with_etag(model.version, &ClientDto::from(&model)))
+}
+
+/// Change a client
+///
+/// JSON merge patch (RFC 7396); honours `If-Match`.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id"),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version the change is based on")),
+    request_body(content = ClientInput, content_type = "application/merge-patch+json"),
+    responses(
+        (status = 200, description = "The changed client", body = ClientDto, headers(("ETag" = String))),
+        (status = 409, description = "Duplicate `external_id`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[patch("/clients/{id}")]
+pub async fn update_client(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&UPDATE)?;
+    let audit = audit_context(&user, &req);
+    let districts = repository::districts::codes(&state.db).await?;
+    let txn = state.db.begin().await?;
+    let current = clients::get(&txn, &audit, &user, id.into_inner(), action::CLIENT_UPDATE).await?;
+    if_match.check(current.version)?;
+    let merged: ClientInput = merge_patch(&ClientInput::from(&current), &body.value)?;
+    let fields = merged.validate(|d| districts.contains(d))?;
+    let model = clients::update(&txn, &audit, &user, &current, &if_match, &fields).await?;
+    txn.commit().await?;
+    Ok(ok_with_etag(model.version, &ClientDto::from(&model)))
+}
+
+/// Erase a client (GDPR Art. 17)
+///
+/// Destroys every personal field and all counselling notes; the record stays
+/// as an anonymous stub so referrals and statistics stay right. Afterwards
+/// every path of the client answers `410`.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 410, description = "Already erased", body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[delete("/clients/{id}")]
+pub async fn erase_client(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&ERASE)?;
+    let audit = audit_context(&user, &req);
+    let txn = state.db.begin().await?;
+    clients::erase(&txn, &audit, &user, id.into_inner()).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Export everything held about a client (GDPR Art. 15)
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id")),
+    responses(
+        (status = 200, description = "One JSON document with the record, counselling log, referrals and audit trail", body = ClientExport),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/clients/{id}/export")]
+pub async fn export_client(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&EXPORT)?;
+    let audit = audit_context(&user, &req);
+    let data = clients::export(&state.db, &audit, &user, id.into_inner()).await?;
+    let export = ClientExport {
+        exported_at: now(),
+        client: ClientDto::from(&data.client),
+        consultations: data.consultations.iter().map(ConsultationDto::from).collect(),
+        referrals: Vec::new(),
+        audit_events: data.audit_events.iter().map(AuditEventDto::from).collect(),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("Content-Disposition", format!("attachment; filename=\"client-{}.json\"", data.client.id)))
+        .json(export))
+}
+
+/// List a client's counselling log
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id"), PageParams),
+    responses(
+        (status = 200, description = "One page of consultations", body = ListOf<ConsultationDto>),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/clients/{id}/consultations")]
+pub async fn list_client_consultations(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&LIST_CONSULTATIONS)?;
+    let page = page.validate()?;
+    let audit = audit_context(&user, &req);
+    let result = clients::consultations(&state.db, &audit, &state.cursors, &user, id.into_inner(), &page).await?;
+    Ok(list_response(result, |m| ConsultationDto::from(&m)))
+}
+
+/// Log a counselling session with a client
+///
+/// `counsellor` is the caller's `sub`. Accepts an `Idempotency-Key`.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    request_body = ConsultationInput,
+    responses(
+        (status = 201, description = "Logged", body = ConsultationDto, headers(("Location" = String))),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[post("/clients/{id}/consultations")]
+pub async fn create_client_consultation(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    body: JsonBody<ConsultationInput>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&CREATE_CONSULTATION)?;
+    let fields = body.value.validate(false)?;
+    let client_id = id.into_inner();
+    let audit = audit_context(&user, &req);
+    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+        let model = clients::add_consultation(txn, &audit, &user, client_id, &fields).await?;
+        created(format!("/api/v1/clients/{client_id}/consultations/{}", model.id), &ConsultationDto::from(&model))
+    })
+    .await
+}

@@ -1,0 +1,182 @@
+//! Clients: who sees which, duplicates, erasure, the export.
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::{cursor::CursorCodec, paging};
+use crate::{
+    auth::{Principal, Role},
+    domain::{
+        audit::{AuditContext, action},
+        clients::{ClientFields, ConsultationFields},
+        codes::ClientStatus,
+        ids::new_id,
+    },
+    entities::{client::Model, consultation},
+    error::{ApiError, Problem},
+    http::IfMatch,
+    repository::{
+        self, Page,
+        clients::{ClientFilter, ClientScope},
+        consultations::Subject,
+    },
+    routes::common::PageRequest,
+};
+
+const WHAT: &str = "Client";
+
+/// The clients `principal` may see: office staff all, a job centre those it
+/// created or referred. Other roles never get here (their access rule stops them).
+pub fn scope_for(principal: &Principal) -> Result<ClientScope, ApiError> {
+    if principal.is_office() {
+        return Ok(ClientScope::All);
+    }
+    match (&principal.org, principal.has(Role::Jobcenter)) {
+        (Some(org), true) => Ok(ClientScope::Org(org.clone())),
+        _ => Err(ApiError::forbidden("Only office staff and job centres may access clients.")),
+    }
+}
+
+fn gone() -> ApiError {
+    ApiError::new(Problem::Gone, "The client's personal data was erased (GDPR Art. 17).")
+}
+
+fn duplicate(existing: Uuid) -> ApiError {
+    ApiError::new(
+        Problem::DuplicateExternalId,
+        format!("Your organisation already has a client with this external_id: {existing}."),
+    )
+    .with_extension("existing_id", existing.to_string())
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    fields: &ClientFields,
+) -> Result<Model, ApiError> {
+    let org = principal.org_or_office();
+    if let Some(ext) = &fields.external_id
+        && let Some(existing) = repository::clients::id_by_external_id(db, &org, ext).await?
+    {
+        return Err(duplicate(existing));
+    }
+    match repository::clients::insert(db, audit, new_id(), &org, fields).await {
+        Ok(model) => Ok(model),
+        // Lost a race with a concurrent create of the same external_id.
+        Err(e) if repository::is_unique_violation(&e) => {
+            let existing = match &fields.external_id {
+                Some(ext) => repository::clients::id_by_external_id(db, &org, ext).await?,
+                None => None,
+            };
+            Err(existing.map(duplicate).unwrap_or_else(|| ApiError::from(e)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A visible, not erased client (`404` / `410` otherwise), audited as `action`.
+pub async fn get(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    id: Uuid,
+    action: &'static str,
+) -> Result<Model, ApiError> {
+    let scope = scope_for(principal)?;
+    let model = repository::clients::find(db, audit, action, &scope, id).await?.ok_or_else(|| ApiError::not_found(WHAT))?;
+    if model.status == ClientStatus::Erased.as_str() {
+        return Err(gone());
+    }
+    Ok(model)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    cursors: &CursorCodec,
+    principal: &Principal,
+    filter: &ClientFilter,
+    page: &PageRequest,
+) -> Result<Page<Model>, ApiError> {
+    let scope = scope_for(principal)?;
+    let after = paging::start(cursors, page)?;
+    let rows =
+        repository::clients::list(db, audit, &scope, filter, after, paging::newest_first(page), page.limit).await?;
+    Ok(paging::finish(cursors, page, rows, |m| m.id))
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    current: &Model,
+    if_match: &IfMatch,
+    fields: &ClientFields,
+) -> Result<Model, ApiError> {
+    if_match.check(current.version)?;
+    let org = current.created_by_org.clone();
+    if let Some(ext) = &fields.external_id
+        && let Some(existing) = repository::clients::id_by_external_id(db, &org, ext).await?
+        && existing != current.id
+    {
+        return Err(duplicate(existing));
+    }
+    let _ = principal;
+    repository::clients::update(db, audit, current.id, current.version, fields).await?.ok_or_else(|| {
+        ApiError::new(Problem::PreconditionFailed, "The client was changed concurrently; read it again and retry.")
+    })
+}
+
+/// `404` unless visible, `410` if erased — without reading personal data
+/// (so without an audit event of its own).
+async fn ensure_present(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<(), ApiError> {
+    let scope = scope_for(principal)?;
+    let status = repository::clients::status_of(db, &scope, id).await?.ok_or_else(|| ApiError::not_found(WHAT))?;
+    if status == ClientStatus::Erased.as_str() { Err(gone()) } else { Ok(()) }
+}
+
+/// GDPR Art. 17 erasure (admin only): `410` if already erased.
+pub async fn erase(db: &impl ConnectionTrait, audit: &AuditContext, principal: &Principal, id: Uuid) -> Result<(), ApiError> {
+    ensure_present(db, principal, id).await?;
+    if repository::clients::erase(db, audit, id).await? { Ok(()) } else { Err(gone()) }
+}
+
+pub async fn add_consultation(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    client_id: Uuid,
+    fields: &ConsultationFields,
+) -> Result<consultation::Model, ApiError> {
+    ensure_present(db, principal, client_id).await?;
+    Ok(repository::consultations::insert(db, audit, Subject::Client(client_id), &principal.sub, fields).await?)
+}
+
+pub async fn consultations(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    cursors: &CursorCodec,
+    principal: &Principal,
+    client_id: Uuid,
+    page: &PageRequest,
+) -> Result<Page<consultation::Model>, ApiError> {
+    ensure_present(db, principal, client_id).await?;
+    let after = paging::start(cursors, page)?;
+    let rows = repository::consultations::list(db, audit, Subject::Client(client_id), after, paging::newest_first(page), page.limit)
+        .await?;
+    Ok(paging::finish(cursors, page, rows, |m| m.id))
+}
+
+/// What the Art. 15 export holds, read in one go (one audit event: `client.export`).
+pub struct ExportData {
+    pub client: Model,
+    pub consultations: Vec<consultation::Model>,
+    pub audit_events: Vec<crate::entities::audit_event::Model>,
+}
+
+pub async fn export(db: &impl ConnectionTrait, audit: &AuditContext, principal: &Principal, id: Uuid) -> Result<ExportData, ApiError> {
+    let client = get(db, audit, principal, id, action::CLIENT_EXPORT).await?;
+    let consultations = repository::consultations::all_for(db, Subject::Client(id)).await?;
+    let audit_events = repository::audit::for_client(db, id).await?;
+    Ok(ExportData { client, consultations, audit_events })
+}
