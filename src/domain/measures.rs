@@ -28,7 +28,16 @@ pub struct MeasureFields {
     pub status: MeasureStatus,
 }
 
-/// `available` while seats are free, else `full`.
-pub fn capacity_status(capacity: i32, seats_taken: i32) -> &'static str {
-    if seats_taken < capacity { "available" } else { "full" }
+/// Whether a measure has a free seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityStatus {
+    Available,
+    Full,
+}
+
+impl CapacityStatus {
+    pub fn of(capacity: i32, seats_taken: i32) -> Self {
+        if seats_taken < capacity { CapacityStatus::Available } else { CapacityStatus::Full }
+    }
 }

@@ -5,8 +5,11 @@ pub mod audit_events;
 pub mod clients;
 pub mod code_lists;
 pub mod common;
+pub mod employers;
+pub mod measures;
 pub mod ops;
 pub mod providers;
+pub mod vacancies;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -16,13 +19,16 @@ use crate::auth::Access;
 pub fn configure(cfg: &mut ServiceConfig) {
     providers::configure(cfg);
     clients::configure(cfg);
+    employers::configure(cfg);
+    vacancies::configure(cfg);
+    measures::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
 
 /// Every access rule of every operation.
 pub fn access_rules() -> Vec<&'static Access> {
-    [providers::ACCESS, clients::ACCESS, audit_events::ACCESS, code_lists::ACCESS].concat()
+    [providers::ACCESS, clients::ACCESS, employers::ACCESS, vacancies::ACCESS, measures::ACCESS, audit_events::ACCESS, code_lists::ACCESS].concat()
 }
 
 /// Every route of the service: the API under `/api/v1` and the operator endpoints.

@@ -4,4 +4,6 @@ pub mod cursor;
 pub mod idempotency;
 pub mod paging;
 pub mod clients;
+pub mod employers;
+pub mod measures;
 pub mod providers;

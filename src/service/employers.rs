@@ -1,0 +1,225 @@
+//! Employers and vacancies: who sees which, and how much of it.
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+use super::{cursor::CursorCodec, paging};
+use crate::{
+    auth::{Principal, Role},
+    domain::{
+        codes::VacancyStatus,
+        employers::{EmployerFields, VacancyFields},
+        ids::new_id,
+    },
+    entities::{employer, vacancy},
+    error::{ApiError, Problem},
+    http::IfMatch,
+    repository::{self, Page, employers::EmployerFilter, vacancies::VacancyFilter},
+    routes::common::PageRequest,
+};
+
+/// How much of an employer record a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmployerView {
+    Full,
+    /// Job centres: the public part only.
+    Public,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("Employer")
+}
+
+/// The one employer an employer principal is, if it is one (and not office staff).
+fn own_employer(principal: &Principal) -> Option<Option<Uuid>> {
+    if principal.is_office() || !principal.has(Role::Employer) || principal.has(Role::Jobcenter) {
+        return None;
+    }
+    Some(principal.org.as_deref().and_then(|o| Uuid::parse_str(o).ok()))
+}
+
+pub fn view_for(principal: &Principal) -> EmployerView {
+    if principal.is_office() || principal.has(Role::Employer) { EmployerView::Full } else { EmployerView::Public }
+}
+
+pub async fn create(db: &impl ConnectionTrait, fields: &EmployerFields) -> Result<employer::Model, ApiError> {
+    Ok(repository::employers::insert(db, new_id(), fields).await?)
+}
+
+/// A visible employer: an employer principal sees only itself.
+pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<employer::Model, ApiError> {
+    if let Some(own) = own_employer(principal)
+        && own != Some(id)
+    {
+        return Err(not_found());
+    }
+    repository::employers::find(db, id).await?.ok_or_else(not_found)
+}
+
+/// An employer the caller may change: office staff any, an employer itself.
+pub async fn get_for_change(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<employer::Model, ApiError> {
+    if !(principal.is_office() || principal.acts_for(Role::Employer, &id.to_string())) {
+        return Err(not_found());
+    }
+    repository::employers::find(db, id).await?.ok_or_else(not_found)
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    cursors: &CursorCodec,
+    principal: &Principal,
+    mut filter: EmployerFilter,
+    page: &PageRequest,
+) -> Result<Page<employer::Model>, ApiError> {
+    if let Some(own) = own_employer(principal) {
+        // An employer principal whose org is not an id sees nothing.
+        filter.only = Some(own.unwrap_or(Uuid::nil()));
+    }
+    let after = paging::start(cursors, page)?;
+    let rows = repository::employers::list(db, &filter, after, paging::newest_first(page), page.limit).await?;
+    Ok(paging::finish(cursors, page, rows, |m| m.id))
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    current: &employer::Model,
+    if_match: &IfMatch,
+    fields: &EmployerFields,
+) -> Result<employer::Model, ApiError> {
+    if_match.check(current.version)?;
+    repository::employers::update(db, current.id, current.version, fields).await?.ok_or_else(stale)
+}
+
+fn stale() -> ApiError {
+    ApiError::new(Problem::PreconditionFailed, "The record was changed concurrently; read it again and retry.")
+}
+
+fn in_use(what: &str) -> impl FnOnce(&str) -> Option<ApiError> + '_ {
+    move |_| Some(ApiError::new(Problem::InUse, format!("The {what} is still referenced (vacancies, referrals or counselling); it cannot be deleted.")))
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
+    let current = repository::employers::find(db, id).await?.ok_or_else(not_found)?;
+    if_match.check(current.version)?;
+    let deleted = repository::employers::delete(db, id).await.map_err(|e| repository::constraint(e, |_| None, in_use("employer")))?;
+    if deleted { Ok(()) } else { Err(not_found()) }
+}
+
+// --- vacancies ---
+
+fn vacancy_not_found() -> ApiError {
+    ApiError::not_found("Vacancy")
+}
+
+/// Narrows a vacancy search to what the caller may see: an employer its own,
+/// a job centre open ones.
+fn vacancy_visibility(principal: &Principal, filter: &mut VacancyFilter) {
+    if principal.is_office() {
+        return;
+    }
+    if let Some(own) = own_employer(principal) {
+        filter.employer_id = Some(match (filter.employer_id, own) {
+            (Some(asked), Some(own)) if asked != own => Uuid::nil(),
+            (_, own) => own.unwrap_or(Uuid::nil()),
+        });
+    } else if principal.has(Role::Jobcenter) {
+        if filter.status.as_deref().is_some_and(|s| s != VacancyStatus::Open.as_str()) {
+            filter.employer_id = Some(Uuid::nil());
+        }
+        filter.status = Some(VacancyStatus::Open.as_str().to_owned());
+    }
+}
+
+pub async fn create_vacancy(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    employer_id: Uuid,
+    fields: &VacancyFields,
+) -> Result<vacancy::Model, ApiError> {
+    get_for_change(db, principal, employer_id).await?;
+    Ok(repository::vacancies::insert(db, new_id(), employer_id, fields).await?)
+}
+
+pub async fn list_vacancies(
+    db: &impl ConnectionTrait,
+    cursors: &CursorCodec,
+    principal: &Principal,
+    mut filter: VacancyFilter,
+    page: &PageRequest,
+) -> Result<Page<vacancy::Model>, ApiError> {
+    vacancy_visibility(principal, &mut filter);
+    let after = paging::start(cursors, page)?;
+    let rows = repository::vacancies::list(db, &filter, after, paging::newest_first(page), page.limit).await?;
+    Ok(paging::finish(cursors, page, rows, |m| m.id))
+}
+
+pub async fn get_vacancy(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<vacancy::Model, ApiError> {
+    let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
+    let mut filter = VacancyFilter { employer_id: Some(model.employer_id), status: Some(model.status.clone()), ..Default::default() };
+    vacancy_visibility(principal, &mut filter);
+    if filter.employer_id == Some(model.employer_id) && filter.status.as_deref() == Some(model.status.as_str()) {
+        Ok(model)
+    } else {
+        Err(vacancy_not_found())
+    }
+}
+
+pub async fn get_vacancy_for_change(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<vacancy::Model, ApiError> {
+    let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
+    if principal.is_office() || principal.acts_for(Role::Employer, &model.employer_id.to_string()) {
+        Ok(model)
+    } else {
+        Err(vacancy_not_found())
+    }
+}
+
+pub async fn update_vacancy(
+    db: &impl ConnectionTrait,
+    current: &vacancy::Model,
+    if_match: &IfMatch,
+    fields: &VacancyFields,
+) -> Result<vacancy::Model, ApiError> {
+    if_match.check(current.version)?;
+    if fields.positions < current.positions_filled {
+        return Err(ApiError::validation(vec![crate::error::FieldError::new(
+            "positions",
+            format!("must be at least the {} positions already filled", current.positions_filled),
+        )]));
+    }
+    repository::vacancies::update(db, current.id, current.version, fields).await?.ok_or_else(stale)
+}
+
+pub async fn delete_vacancy(db: &impl ConnectionTrait, principal: &Principal, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
+    let current = get_vacancy_for_change(db, principal, id).await?;
+    if_match.check(current.version)?;
+    let deleted = repository::vacancies::delete(db, id).await.map_err(|e| repository::constraint(e, |_| None, in_use("vacancy")))?;
+    if deleted { Ok(()) } else { Err(vacancy_not_found()) }
+}
+
+// --- counselling of employers ---
+
+pub async fn add_consultation(
+    db: &impl ConnectionTrait,
+    audit: &crate::domain::audit::AuditContext,
+    principal: &Principal,
+    employer_id: Uuid,
+    fields: &crate::domain::clients::ConsultationFields,
+) -> Result<crate::entities::consultation::Model, ApiError> {
+    get(db, principal, employer_id).await?;
+    let subject = repository::consultations::Subject::Employer(employer_id);
+    Ok(repository::consultations::insert(db, audit, subject, &principal.sub, fields).await?)
+}
+
+pub async fn consultations(
+    db: &impl ConnectionTrait,
+    audit: &crate::domain::audit::AuditContext,
+    cursors: &CursorCodec,
+    principal: &Principal,
+    employer_id: Uuid,
+    page: &PageRequest,
+) -> Result<Page<crate::entities::consultation::Model>, ApiError> {
+    get(db, principal, employer_id).await?;
+    let after = paging::start(cursors, page)?;
+    let subject = repository::consultations::Subject::Employer(employer_id);
+    let rows = repository::consultations::list(db, audit, subject, after, paging::newest_first(page), page.limit).await?;
+    Ok(paging::finish(cursors, page, rows, |m| m.id))
+}
