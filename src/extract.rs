@@ -8,10 +8,12 @@
 use std::{future::Future, pin::Pin};
 
 use actix_web::{
-    FromRequest, HttpRequest,
-    dev::Payload,
+    FromRequest, HttpRequest, ResponseError,
+    body::{BoxBody, MessageBody},
+    dev::{Payload, ServiceRequest, ServiceResponse},
     error::{PathError, QueryPayloadError},
     http::header,
+    middleware::Next,
     web::{self, BytesMut},
 };
 use futures_util::StreamExt;
@@ -149,6 +151,23 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request(format!("Invalid path parameter: {message}."))
         .with_errors(vec![FieldError::new("id", message)])
         .into()
+}
+
+/// Middleware: a `400` for a URL whose path or query encodes a NUL (`%00`).
+///
+/// The body check above cannot see query parameters, and PostgreSQL refuses
+/// NUL in text (a `500` otherwise, e.g. `?q=%00`). Checked once at the edge
+/// rather than in every handler, so a new filter cannot forget it.
+pub async fn reject_nul_in_url(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let uri = req.uri();
+    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        let err = ApiError::bad_request("The request URL contains a NUL character (%00).");
+        return Ok(req.into_response(err.error_response()));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
 }
 
 /// The configs installed on the app so every extractor answers problem+json.
