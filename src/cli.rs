@@ -76,7 +76,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Mints an HS256 token with the configured issuer and audience.
-pub fn token(settings: &Settings, secret: &str, roles: &[&str], org: Option<&str>, sub: &str, ttl: i64) -> anyhow::Result<String> {
+pub fn token(
+    settings: &Settings,
+    secret: &str,
+    roles: &[&str],
+    org: Option<&str>,
+    sub: &str,
+    ttl: i64,
+) -> anyhow::Result<String> {
     if secret.len() < crate::auth::keys_min_secret() {
         bail!("OSTWERK_JWT_SECRET must be at least {} bytes", crate::auth::keys_min_secret());
     }
@@ -163,7 +170,11 @@ async fn import_districts(settings: &Settings, file: &PathBuf) -> anyhow::Result
         codes.push(Code {
             code: code.code.trim().to_owned(),
             label_de: code.label_de.trim().to_owned(),
-            label_en: if code.label_en.trim().is_empty() { code.label_de.trim().to_owned() } else { code.label_en.trim().to_owned() },
+            label_en: if code.label_en.trim().is_empty() {
+                code.label_de.trim().to_owned()
+            } else {
+                code.label_en.trim().to_owned()
+            },
         });
     }
     if codes.is_empty() {

@@ -268,11 +268,7 @@ impl ResponseError for ApiError {
 /// constraint means what (see `repository::constraint`).
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        if crate::db::is_unavailable(&err) {
-            ApiError::unavailable(err)
-        } else {
-            ApiError::internal(err)
-        }
+        if crate::db::is_unavailable(&err) { ApiError::unavailable(err) } else { ApiError::internal(err) }
     }
 }
 

@@ -132,11 +132,7 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
         QueryPayloadError::Deserialize(e) => e.to_string(),
         _ => err.to_string(),
     };
-    let field = message
-        .split('`')
-        .nth(1)
-        .map(str::to_owned)
-        .unwrap_or_default();
+    let field = message.split('`').nth(1).map(str::to_owned).unwrap_or_default();
     ApiError::bad_request(format!("Invalid query parameters: {message}."))
         .with_errors(vec![FieldError::new(field, message)])
         .into()

@@ -68,7 +68,10 @@ impl Modify for BearerScheme {
                 RefOr::T(
                     ResponseBuilder::new()
                         .description(problem.1)
-                        .content("application/problem+json", Content::new(Some(Ref::from_schema_name("ProblemDetails"))))
+                        .content(
+                            "application/problem+json",
+                            Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                        )
                         .build(),
                 ),
             );
@@ -78,14 +81,20 @@ impl Modify for BearerScheme {
 
 /// Reusable problem responses: (problem, description).
 const STANDARD_RESPONSES: &[(Problem, &str)] = &[
-    (Problem::BadRequest, "Malformed request: bad JSON, wrong types, unknown fields, bad path or query parameters, or a tampered cursor (`errors` names the fields)"),
+    (
+        Problem::BadRequest,
+        "Malformed request: bad JSON, wrong types, unknown fields, bad path or query parameters, or a tampered cursor (`errors` names the fields)",
+    ),
     (Problem::Unauthorized, "Missing, invalid or expired bearer token (`WWW-Authenticate: Bearer`)"),
     (Problem::Forbidden, "The caller's roles may not do this at all"),
     (Problem::NotFound, "Not found, or not visible to this caller"),
     (Problem::PreconditionFailed, "`If-Match` does not match the current version"),
     (Problem::PayloadTooLarge, "Body larger than 1 MiB"),
     (Problem::UnsupportedMediaType, "Body is not JSON"),
-    (Problem::ValidationFailed, "Well-formed, but invalid values (`errors` names each field), or an Idempotency-Key reused with a different body"),
+    (
+        Problem::ValidationFailed,
+        "Well-formed, but invalid values (`errors` names each field), or an Idempotency-Key reused with a different body",
+    ),
     (Problem::RateLimited, "Rate limit of this principal used up (`Retry-After`)"),
     (Problem::ServiceUnavailable, "Database unreachable (`Retry-After`)"),
     (Problem::Internal, "Unexpected error; quote the `instance` when reporting it"),

@@ -26,8 +26,7 @@ use crate::{
     db, extract,
     http::{fallback, metrics, rate_limit::RateLimit, request_context::request_context},
     openapi::{self, ApiDoc},
-    repository,
-    routes,
+    repository, routes,
     service::cursor::CursorCodec,
 };
 
@@ -61,14 +60,15 @@ impl Application {
         if !auth.has_keys() {
             anyhow::bail!("no token key configured: set OSTWERK_JWT_SECRET and/or OSTWERK_JWT_JWKS_URL");
         }
-        let db = db::connect(&settings)
-            .await
-            .with_context(|| format!("cannot open the database {}", crate::config::redact_url(&settings.database_url)))?;
+        let db = db::connect(&settings).await.with_context(|| {
+            format!("cannot open the database {}", crate::config::redact_url(&settings.database_url))
+        })?;
         Migrator::up(&db, None).await.context("database migration failed")?;
         let cursor_key = repository::server_keys::get_or_create(&db, "cursor_hmac", random_key).await?;
         auth.warm_up().await;
 
-        let listener = TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
+        let listener =
+            TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             db,
@@ -135,8 +135,18 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .app_data(table.clone())
             .configure(extract::configure)
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", (*doc).clone()))
-            .route("/docs", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish() }))
-            .route("/swagger-ui", web::get().to(|| async { HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish() }))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+                }),
+            )
+            .route(
+                "/swagger-ui",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+                }),
+            )
             .default_service(web::to(fallback::not_found_or_method_not_allowed))
             .wrap(cors(&origins))
             .wrap(from_fn(extract::reject_nul_in_url))

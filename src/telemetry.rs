@@ -10,9 +10,7 @@ pub fn init(filter: &str, format: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if format == "json" {
-        registry
-            .with(fmt::layer().json().with_current_span(true).with_span_list(false))
-            .try_init()
+        registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init()
     } else {
         registry.with(fmt::layer().with_target(false)).try_init()
     };

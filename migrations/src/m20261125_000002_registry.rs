@@ -62,7 +62,9 @@ impl MigrationTrait for Migration {
             .col(timestamp_with_time_zone_null(a("erased_at")));
         resource_meta(&mut t);
         manager.create_table(t).await?;
-        manager.create_index(index("ux_clients_org_external_id", "clients", &["created_by_org", "external_id"], true)).await?;
+        manager
+            .create_index(index("ux_clients_org_external_id", "clients", &["created_by_org", "external_id"], true))
+            .await?;
         manager.create_index(index("ix_clients_district", "clients", &["district"], false)).await?;
         manager.create_index(index("ix_clients_status", "clients", &["status"], false)).await?;
 

@@ -37,9 +37,14 @@ impl MigrationTrait for Migration {
 
         let db = manager.get_connection();
         for sql in [
-            "CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_org_external_id ON referrals (referring_org, external_id)".to_owned(),
-            format!("CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_active_measure ON referrals (client_id, measure_id) WHERE measure_id IS NOT NULL AND status IN {ACTIVE}"),
-            format!("CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_active_vacancy ON referrals (client_id, vacancy_id) WHERE vacancy_id IS NOT NULL AND status IN {ACTIVE}"),
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_org_external_id ON referrals (referring_org, external_id)"
+                .to_owned(),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_active_measure ON referrals (client_id, measure_id) WHERE measure_id IS NOT NULL AND status IN {ACTIVE}"
+            ),
+            format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS ux_referrals_active_vacancy ON referrals (client_id, vacancy_id) WHERE vacancy_id IS NOT NULL AND status IN {ACTIVE}"
+            ),
             "CREATE INDEX IF NOT EXISTS ix_referrals_client ON referrals (client_id)".to_owned(),
             "CREATE INDEX IF NOT EXISTS ix_referrals_measure ON referrals (measure_id)".to_owned(),
             "CREATE INDEX IF NOT EXISTS ix_referrals_vacancy ON referrals (vacancy_id)".to_owned(),
@@ -68,8 +73,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        db.execute_unprepared("CREATE INDEX IF NOT EXISTS ix_referral_events_referral ON referral_events (referral_id, id)")
-            .await?;
+        db.execute_unprepared(
+            "CREATE INDEX IF NOT EXISTS ix_referral_events_referral ON referral_events (referral_id, id)",
+        )
+        .await?;
         Ok(())
     }
 

@@ -87,10 +87,7 @@ impl Principal {
             Ok(())
         } else {
             let allowed: Vec<_> = access.roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::forbidden(format!(
-                "This operation needs one of the roles: {}.",
-                allowed.join(", ")
-            )))
+            Err(ApiError::forbidden(format!("This operation needs one of the roles: {}.", allowed.join(", "))))
         }
     }
 
@@ -111,11 +108,7 @@ impl Principal {
 
     /// The organisation that appears as `referring_org` / creator: the office itself for its staff.
     pub fn org_or_office(&self) -> String {
-        if self.is_office() {
-            "office".to_owned()
-        } else {
-            self.org.clone().unwrap_or_else(|| "office".to_owned())
-        }
+        if self.is_office() { "office".to_owned() } else { self.org.clone().unwrap_or_else(|| "office".to_owned()) }
     }
 }
 

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// One entry of a code list.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq, Deserialize)]
 pub struct Code {
     pub code: String,
     pub label_de: String,
@@ -279,7 +278,10 @@ code_list! {
 }
 
 /// Every static code list: name and entries. `districts` lives in the database.
-pub fn static_lists() -> Vec<(&'static str, fn() -> Vec<Code>)> {
+/// A code list's name and the function giving its entries.
+pub type StaticList = (&'static str, fn() -> Vec<Code>);
+
+pub fn static_lists() -> Vec<StaticList> {
     vec![
         (ProviderKind::NAME, ProviderKind::entries),
         (TargetGroup::NAME, TargetGroup::entries),
@@ -313,7 +315,10 @@ mod tests {
         for (name, entries) in static_lists() {
             let entries = entries();
             let mut codes: Vec<_> = entries.iter().map(|c| c.code.clone()).collect();
-            assert!(codes.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')), "{name}");
+            assert!(
+                codes.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')),
+                "{name}"
+            );
             codes.sort();
             codes.dedup();
             assert_eq!(codes.len(), entries.len(), "{name}");

@@ -1,11 +1,11 @@
 //! Domain types: code lists, value types and their parsing rules.
 //! No actix, no sea-orm here: this is what the office's rules are about.
+pub mod audit;
+pub mod clients;
 pub mod codes;
+pub mod employers;
 pub mod ids;
+pub mod measures;
+pub mod providers;
 pub mod validate;
 pub mod values;
-pub mod providers;
-pub mod clients;
-pub mod employers;
-pub mod measures;
-pub mod audit;

@@ -23,11 +23,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
+    let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
 }

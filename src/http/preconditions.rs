@@ -25,7 +25,7 @@ impl IfMatch {
         let current = etag(version);
         match self {
             IfMatch::Absent | IfMatch::Any => Ok(()),
-            IfMatch::Tags(tags) if tags.iter().any(|t| *t == current) => Ok(()),
+            IfMatch::Tags(tags) if tags.contains(&current) => Ok(()),
             IfMatch::Tags(_) => Err(ApiError::new(
                 Problem::PreconditionFailed,
                 format!("If-Match does not match the current version; the current ETag is {current}."),
@@ -58,11 +58,8 @@ impl FromRequest for IfMatch {
             return ready(Ok(IfMatch::Any));
         }
         // Weak tags (`W/"3"`) are compared by their value: versions are exact.
-        let tags = value
-            .split(',')
-            .map(|t| t.trim().trim_start_matches("W/").to_owned())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let tags =
+            value.split(',').map(|t| t.trim().trim_start_matches("W/").to_owned()).filter(|t| !t.is_empty()).collect();
         ready(Ok(IfMatch::Tags(tags)))
     }
 }

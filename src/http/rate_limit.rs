@@ -8,7 +8,10 @@ use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota, clock::Clock};
 
-use crate::{auth::Principal, error::{ApiError, Problem}};
+use crate::{
+    auth::Principal,
+    error::{ApiError, Problem},
+};
 
 pub struct RateLimit {
     limiter: Option<DefaultKeyedRateLimiter<String>>,

@@ -95,11 +95,11 @@ fn render_problem(res: ServiceResponse<BoxBody>, request_id: &str, german: bool)
 }
 
 fn problem_for_status(status: StatusCode) -> Problem {
-    Problem::ALL
-        .iter()
-        .copied()
-        .find(|p| p.status() == status)
-        .unwrap_or(if status.is_server_error() { Problem::Internal } else { Problem::BadRequest })
+    Problem::ALL.iter().copied().find(|p| p.status() == status).unwrap_or(if status.is_server_error() {
+        Problem::Internal
+    } else {
+        Problem::BadRequest
+    })
 }
 
 fn generic_detail(status: StatusCode) -> String {
@@ -117,10 +117,8 @@ fn prefers_german(req: &ServiceRequest) -> bool {
                 .filter_map(|part| {
                     let mut it = part.trim().split(';');
                     let tag = it.next()?.trim().to_ascii_lowercase();
-                    let q = it
-                        .find_map(|p| p.trim().strip_prefix("q="))
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .unwrap_or(1.0);
+                    let q =
+                        it.find_map(|p| p.trim().strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
                     Some((q, tag))
                 })
                 .collect();

@@ -3,8 +3,8 @@
 //! event before returning: there is no way to read a client here without it,
 //! and nothing outside this module queries the `clients` table.
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    ExprTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, sea_query::Expr,
 };
 use uuid::Uuid;
 

@@ -29,7 +29,9 @@ impl Subject {
 
     fn audit(self, action: &'static str, resource_id: Option<Uuid>) -> Option<AuditEntry> {
         match self {
-            Subject::Client(id) => Some(AuditEntry { action, resource: "consultation", resource_id, client_id: Some(id) }),
+            Subject::Client(id) => {
+                Some(AuditEntry { action, resource: "consultation", resource_id, client_id: Some(id) })
+            }
             Subject::Employer(_) => None,
         }
     }
@@ -78,7 +80,8 @@ pub async fn list(
     newest_first: bool,
     limit: u64,
 ) -> Result<Vec<Model>, DbErr> {
-    let rows = super::keyset(db, Entity::find().filter(subject.condition()), Column::Id, after, newest_first, limit).await?;
+    let rows =
+        super::keyset(db, Entity::find().filter(subject.condition()), Column::Id, after, newest_first, limit).await?;
     if let Some(entry) = subject.audit(action::CONSULTATION_LIST, None) {
         audit::record(db, audit_ctx, &[entry]).await?;
     }

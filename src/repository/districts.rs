@@ -1,6 +1,8 @@
 //! The `districts` code list (Leipzig's Ortsteile), kept in the database so
 //! the operator can replace it (`ostwerk import-districts FILE.csv`).
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryOrder, TransactionTrait,
+};
 
 use crate::{
     domain::codes::Code,

@@ -78,7 +78,12 @@ pub async fn list(
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }
 
-pub async fn update(db: &impl ConnectionTrait, id: Uuid, version: i32, fields: &EmployerFields) -> Result<Option<Model>, DbErr> {
+pub async fn update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    version: i32,
+    fields: &EmployerFields,
+) -> Result<Option<Model>, DbErr> {
     let mut model = active(fields);
     model.updated_at = Set(now());
     model.version = Set(version + 1);

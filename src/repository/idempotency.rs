@@ -1,8 +1,7 @@
 //! Storage of Idempotency-Keys (table `idempotency_keys`).
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr,
 };
 
 use crate::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
@@ -39,11 +38,7 @@ pub async fn find(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<O
 
 /// Takes over an abandoned in-progress claim (its holder crashed). Only one
 /// of several racing callers succeeds: the update matches the old timestamp.
-pub async fn take_over(
-    db: &impl ConnectionTrait,
-    stale: &Model,
-    now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+pub async fn take_over(db: &impl ConnectionTrait, stale: &Model, now: DateTime<Utc>) -> Result<bool, DbErr> {
     let result = Entity::update_many()
         .col_expr(Column::CreatedAt, Expr::value(now))
         .col_expr(Column::Fingerprint, Expr::value(stale.fingerprint.clone()))

@@ -1,8 +1,8 @@
 //! Queries on `measures`.
 use chrono::NaiveDate;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    ExprTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter,
+    sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -113,7 +113,12 @@ pub async fn list(
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }
 
-pub async fn update(db: &impl ConnectionTrait, id: Uuid, version: i32, fields: &MeasureFields) -> Result<Option<Model>, DbErr> {
+pub async fn update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    version: i32,
+    fields: &MeasureFields,
+) -> Result<Option<Model>, DbErr> {
     let mut model = active(fields);
     model.updated_at = Set(now());
     model.version = Set(version + 1);

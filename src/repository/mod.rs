@@ -3,14 +3,14 @@
 pub mod audit;
 pub mod clients;
 pub mod consultations;
-pub mod employers;
-pub mod measures;
-pub mod vacancies;
 pub mod districts;
+pub mod employers;
 pub mod idempotency;
+pub mod measures;
 pub mod providers;
 pub mod server_keys;
 pub mod tags;
+pub mod vacancies;
 
 use sea_orm::{DbErr, SqlErr};
 
@@ -76,10 +76,12 @@ where
 /// Case-insensitive "name contains" on both backends (`LIKE` is
 /// case-insensitive only for ASCII on SQLite, so both sides are lowered).
 pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_orm::sea_query::SimpleExpr {
-    use sea_orm::{ExprTrait, sea_query::{Expr, Func, LikeExpr}};
+    use sea_orm::{
+        ExprTrait,
+        sea_query::{Expr, Func, LikeExpr},
+    };
     let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
-        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 /// Writes the `Set` fields of `model` to row `id` if it is still at `version`

@@ -16,22 +16,22 @@ fn escape(value: &str) -> String {
 
 /// The column holds exactly `value` among its codes.
 pub fn contains<C: ColumnTrait>(column: C, value: &str) -> SimpleExpr {
-    use sea_orm::sea_query::{Expr, LikeExpr};
     use sea_orm::ExprTrait;
+    use sea_orm::sea_query::{Expr, LikeExpr};
     Expr::col(column.as_column_ref()).like(LikeExpr::new(format!("%|{}|%", escape(value))).escape('\\'))
 }
 
 /// One of the column's codes starts with `prefix` (KldB group search).
 pub fn any_starts_with<C: ColumnTrait>(column: C, prefix: &str) -> SimpleExpr {
-    use sea_orm::sea_query::{Expr, LikeExpr};
     use sea_orm::ExprTrait;
+    use sea_orm::sea_query::{Expr, LikeExpr};
     Expr::col(column.as_column_ref()).like(LikeExpr::new(format!("%|{}%", escape(prefix))).escape('\\'))
 }
 
 /// A single-code column starts with `prefix`.
 pub fn starts_with<C: ColumnTrait>(column: C, prefix: &str) -> SimpleExpr {
-    use sea_orm::sea_query::{Expr, LikeExpr};
     use sea_orm::ExprTrait;
+    use sea_orm::sea_query::{Expr, LikeExpr};
     Expr::col(column.as_column_ref()).like(LikeExpr::new(format!("{}%", escape(prefix))).escape('\\'))
 }
 

@@ -25,7 +25,12 @@ fn active(f: &VacancyFields) -> ActiveModel {
     }
 }
 
-pub async fn insert(db: &impl ConnectionTrait, id: Uuid, employer_id: Uuid, fields: &VacancyFields) -> Result<Model, DbErr> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    employer_id: Uuid,
+    fields: &VacancyFields,
+) -> Result<Model, DbErr> {
     let at = now();
     let mut model = active(fields);
     model.id = Set(id);
@@ -77,7 +82,12 @@ pub async fn list(
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }
 
-pub async fn update(db: &impl ConnectionTrait, id: Uuid, version: i32, fields: &VacancyFields) -> Result<Option<Model>, DbErr> {
+pub async fn update(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    version: i32,
+    fields: &VacancyFields,
+) -> Result<Option<Model>, DbErr> {
     let mut model = active(fields);
     model.updated_at = Set(now());
     model.version = Set(version + 1);

@@ -110,21 +110,24 @@ pub fn created<D: Serialize>(location: String, dto: &D) -> Result<crate::service
 }
 
 /// Who is acting in this request, for the audit log.
-pub fn audit_context(user: &crate::auth::Principal, req: &actix_web::HttpRequest) -> crate::domain::audit::AuditContext {
+pub fn audit_context(
+    user: &crate::auth::Principal,
+    req: &actix_web::HttpRequest,
+) -> crate::domain::audit::AuditContext {
     use actix_web::HttpMessage;
-    let request_id = req
-        .extensions()
-        .get::<crate::http::RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
+    let request_id = req.extensions().get::<crate::http::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     crate::domain::audit::AuditContext { actor: user.sub.clone(), actor_org: user.org.clone(), request_id }
 }
 
 /// A code-list filter parameter: absent, or a valid code (else `400`).
-pub fn code_filter<T: crate::domain::codes::CodeList>(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn code_filter<T: crate::domain::codes::CodeList>(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if T::parse(&v).is_none() => {
-            Err(ApiError::bad_request("Invalid query parameters.").with_errors(vec![FieldError::new(field, T::expected())]))
+            Err(ApiError::bad_request("Invalid query parameters.")
+                .with_errors(vec![FieldError::new(field, T::expected())]))
         }
         other => Ok(other),
     }
@@ -146,8 +149,10 @@ pub fn date_filter(field: &str, value: Option<&str>) -> Result<Option<chrono::Na
 /// A KldB prefix filter: 1–5 digits (else `400`).
 pub fn kldb_prefix_filter(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match text_filter(value) {
-        Some(v) if v.len() > 5 || !v.chars().all(|c| c.is_ascii_digit()) => Err(ApiError::bad_request("Invalid query parameters.")
-            .with_errors(vec![FieldError::new(field, "must be 1–5 digits of a KldB 2010 code")])),
+        Some(v) if v.len() > 5 || !v.chars().all(|c| c.is_ascii_digit()) => {
+            Err(ApiError::bad_request("Invalid query parameters.")
+                .with_errors(vec![FieldError::new(field, "must be 1–5 digits of a KldB 2010 code")]))
+        }
         other => Ok(other),
     }
 }

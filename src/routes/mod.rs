@@ -28,7 +28,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Every access rule of every operation.
 pub fn access_rules() -> Vec<&'static Access> {
-    [providers::ACCESS, clients::ACCESS, employers::ACCESS, vacancies::ACCESS, measures::ACCESS, audit_events::ACCESS, code_lists::ACCESS].concat()
+    [
+        providers::ACCESS,
+        clients::ACCESS,
+        employers::ACCESS,
+        vacancies::ACCESS,
+        measures::ACCESS,
+        audit_events::ACCESS,
+        code_lists::ACCESS,
+    ]
+    .concat()
 }
 
 /// Every route of the service: the API under `/api/v1` and the operator endpoints.

@@ -49,7 +49,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(reason = %reason, "readiness check failed");
-            HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "5")).json(Health { status: "unavailable" })
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "5"))
+                .json(Health { status: "unavailable" })
         }
     }
 }

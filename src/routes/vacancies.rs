@@ -60,7 +60,11 @@ pub async fn list_vacancies(
     responses((status = 200, description = "The vacancy", body = VacancyDto, headers(("ETag" = String)))),
 )]
 #[get("/vacancies/{id}")]
-pub async fn get_vacancy(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_vacancy(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let model = employers::get_vacancy(&state.db, &user, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &VacancyDto::from(&model)))

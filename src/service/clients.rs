@@ -83,7 +83,8 @@ pub async fn get(
     action: &'static str,
 ) -> Result<Model, ApiError> {
     let scope = scope_for(principal)?;
-    let model = repository::clients::find(db, audit, action, &scope, id).await?.ok_or_else(|| ApiError::not_found(WHAT))?;
+    let model =
+        repository::clients::find(db, audit, action, &scope, id).await?.ok_or_else(|| ApiError::not_found(WHAT))?;
     if model.status == ClientStatus::Erased.as_str() {
         return Err(gone());
     }
@@ -136,7 +137,12 @@ async fn ensure_present(db: &impl ConnectionTrait, principal: &Principal, id: Uu
 }
 
 /// GDPR Art. 17 erasure (admin only): `410` if already erased.
-pub async fn erase(db: &impl ConnectionTrait, audit: &AuditContext, principal: &Principal, id: Uuid) -> Result<(), ApiError> {
+pub async fn erase(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<(), ApiError> {
     ensure_present(db, principal, id).await?;
     if repository::clients::erase(db, audit, id).await? { Ok(()) } else { Err(gone()) }
 }
@@ -162,8 +168,15 @@ pub async fn consultations(
 ) -> Result<Page<consultation::Model>, ApiError> {
     ensure_present(db, principal, client_id).await?;
     let after = paging::start(cursors, page)?;
-    let rows = repository::consultations::list(db, audit, Subject::Client(client_id), after, paging::newest_first(page), page.limit)
-        .await?;
+    let rows = repository::consultations::list(
+        db,
+        audit,
+        Subject::Client(client_id),
+        after,
+        paging::newest_first(page),
+        page.limit,
+    )
+    .await?;
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }
 
@@ -174,7 +187,12 @@ pub struct ExportData {
     pub audit_events: Vec<crate::entities::audit_event::Model>,
 }
 
-pub async fn export(db: &impl ConnectionTrait, audit: &AuditContext, principal: &Principal, id: Uuid) -> Result<ExportData, ApiError> {
+pub async fn export(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<ExportData, ApiError> {
     let client = get(db, audit, principal, id, action::CLIENT_EXPORT).await?;
     let consultations = repository::consultations::all_for(db, Subject::Client(id)).await?;
     let audit_events = repository::audit::for_client(db, id).await?;

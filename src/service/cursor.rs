@@ -55,7 +55,8 @@ impl CursorCodec {
 
     /// Decodes a cursor issued for `order`; anything else is a `400`.
     pub fn decode(&self, cursor: &str, order: &str) -> Result<Position, ApiError> {
-        let invalid = || ApiError::new(Problem::InvalidCursor, "The cursor is invalid; use next_cursor exactly as returned.");
+        let invalid =
+            || ApiError::new(Problem::InvalidCursor, "The cursor is invalid; use next_cursor exactly as returned.");
         let (payload, tag) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;

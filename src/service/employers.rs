@@ -56,7 +56,11 @@ pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> 
 }
 
 /// An employer the caller may change: office staff any, an employer itself.
-pub async fn get_for_change(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<employer::Model, ApiError> {
+pub async fn get_for_change(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<employer::Model, ApiError> {
     if !(principal.is_office() || principal.acts_for(Role::Employer, &id.to_string())) {
         return Err(not_found());
     }
@@ -94,13 +98,20 @@ fn stale() -> ApiError {
 }
 
 fn in_use(what: &str) -> impl FnOnce(&str) -> Option<ApiError> + '_ {
-    move |_| Some(ApiError::new(Problem::InUse, format!("The {what} is still referenced (vacancies, referrals or counselling); it cannot be deleted.")))
+    move |_| {
+        Some(ApiError::new(
+            Problem::InUse,
+            format!("The {what} is still referenced (vacancies, referrals or counselling); it cannot be deleted."),
+        ))
+    }
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
     let current = repository::employers::find(db, id).await?.ok_or_else(not_found)?;
     if_match.check(current.version)?;
-    let deleted = repository::employers::delete(db, id).await.map_err(|e| repository::constraint(e, |_| None, in_use("employer")))?;
+    let deleted = repository::employers::delete(db, id)
+        .await
+        .map_err(|e| repository::constraint(e, |_| None, in_use("employer")))?;
     if deleted { Ok(()) } else { Err(not_found()) }
 }
 
@@ -152,9 +163,17 @@ pub async fn list_vacancies(
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }
 
-pub async fn get_vacancy(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<vacancy::Model, ApiError> {
+pub async fn get_vacancy(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<vacancy::Model, ApiError> {
     let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
-    let mut filter = VacancyFilter { employer_id: Some(model.employer_id), status: Some(model.status.clone()), ..Default::default() };
+    let mut filter = VacancyFilter {
+        employer_id: Some(model.employer_id),
+        status: Some(model.status.clone()),
+        ..Default::default()
+    };
     vacancy_visibility(principal, &mut filter);
     if filter.employer_id == Some(model.employer_id) && filter.status.as_deref() == Some(model.status.as_str()) {
         Ok(model)
@@ -163,7 +182,11 @@ pub async fn get_vacancy(db: &impl ConnectionTrait, principal: &Principal, id: U
     }
 }
 
-pub async fn get_vacancy_for_change(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<vacancy::Model, ApiError> {
+pub async fn get_vacancy_for_change(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<vacancy::Model, ApiError> {
     let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
     if principal.is_office() || principal.acts_for(Role::Employer, &model.employer_id.to_string()) {
         Ok(model)
@@ -188,10 +211,17 @@ pub async fn update_vacancy(
     repository::vacancies::update(db, current.id, current.version, fields).await?.ok_or_else(stale)
 }
 
-pub async fn delete_vacancy(db: &impl ConnectionTrait, principal: &Principal, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
+pub async fn delete_vacancy(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+    if_match: &IfMatch,
+) -> Result<(), ApiError> {
     let current = get_vacancy_for_change(db, principal, id).await?;
     if_match.check(current.version)?;
-    let deleted = repository::vacancies::delete(db, id).await.map_err(|e| repository::constraint(e, |_| None, in_use("vacancy")))?;
+    let deleted = repository::vacancies::delete(db, id)
+        .await
+        .map_err(|e| repository::constraint(e, |_| None, in_use("vacancy")))?;
     if deleted { Ok(()) } else { Err(vacancy_not_found()) }
 }
 
@@ -220,6 +250,7 @@ pub async fn consultations(
     get(db, principal, employer_id).await?;
     let after = paging::start(cursors, page)?;
     let subject = repository::consultations::Subject::Employer(employer_id);
-    let rows = repository::consultations::list(db, audit, subject, after, paging::newest_first(page), page.limit).await?;
+    let rows =
+        repository::consultations::list(db, audit, subject, after, paging::newest_first(page), page.limit).await?;
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }

@@ -121,7 +121,12 @@ where
 }
 
 /// Claims the key; returns the stored response when this is a replay.
-async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &str) -> Result<Option<HttpResponse>, ApiError> {
+async fn claim(
+    db: &DatabaseConnection,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<HttpResponse>, ApiError> {
     // Two rounds: the second follows the removal of an expired key.
     for _ in 0..2 {
         let started = now();
@@ -147,10 +152,13 @@ async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &st
                 .and_then(|s| u16::try_from(s).ok())
                 .and_then(|s| StatusCode::from_u16(s).ok())
                 .unwrap_or(StatusCode::OK);
-            let body = existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+            let body =
+                existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
             return Ok(Some(Created { status, location: existing.location, body }.into_response(true)));
         }
-        if existing.created_at < started - Duration::seconds(STALE_SECONDS) && repo::take_over(db, &existing, started).await? {
+        if existing.created_at < started - Duration::seconds(STALE_SECONDS)
+            && repo::take_over(db, &existing, started).await?
+        {
             return Ok(None);
         }
         return Err(ApiError::new(
@@ -159,7 +167,8 @@ async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &st
         )
         .with_retry_after(1));
     }
-    Err(ApiError::new(Problem::IdempotencyInProgress, "The Idempotency-Key is contended; retry shortly.").with_retry_after(1))
+    Err(ApiError::new(Problem::IdempotencyInProgress, "The Idempotency-Key is contended; retry shortly.")
+        .with_retry_after(1))
 }
 
 /// Method, path and the canonical body (object keys sorted by `serde_json`).

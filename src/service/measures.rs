@@ -43,16 +43,27 @@ fn duplicate_number(existing: Uuid) -> ApiError {
 
 fn on_unique(fields: &MeasureFields) -> impl FnOnce(&str) -> Option<ApiError> + '_ {
     move |_| {
-        fields.measure_number.as_ref().map(|_| ApiError::new(Problem::Conflict, "Another measure already has this measure_number."))
+        fields
+            .measure_number
+            .as_ref()
+            .map(|_| ApiError::new(Problem::Conflict, "Another measure already has this measure_number."))
     }
 }
 
-pub async fn create(db: &impl ConnectionTrait, principal: &Principal, fields: &MeasureFields) -> Result<Model, ApiError> {
+pub async fn create(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    fields: &MeasureFields,
+) -> Result<Model, ApiError> {
     if !may_publish_for(principal, fields.provider_id) {
-        return Err(ApiError::forbidden("A provider may only create measures of its own organisation (provider_id = org)."));
+        return Err(ApiError::forbidden(
+            "A provider may only create measures of its own organisation (provider_id = org).",
+        ));
     }
     check(db, fields, None).await?;
-    repository::measures::insert(db, new_id(), fields).await.map_err(|e| repository::constraint(e, on_unique(fields), |_| None))
+    repository::measures::insert(db, new_id(), fields)
+        .await
+        .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Model, ApiError> {
@@ -97,16 +108,25 @@ pub async fn update(
     repository::measures::update(db, current.id, current.version, fields)
         .await
         .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?
-        .ok_or_else(|| ApiError::new(Problem::PreconditionFailed, "The measure was changed concurrently; read it again and retry."))
+        .ok_or_else(|| {
+            ApiError::new(Problem::PreconditionFailed, "The measure was changed concurrently; read it again and retry.")
+        })
 }
 
-pub async fn delete(db: &impl ConnectionTrait, principal: &Principal, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
+pub async fn delete(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+    if_match: &IfMatch,
+) -> Result<(), ApiError> {
     let current = get_for_change(db, principal, id).await?;
     if_match.check(current.version)?;
     let deleted = repository::measures::delete(db, id).await.map_err(|e| {
-        repository::constraint(e, |_| None, |_| {
-            Some(ApiError::new(Problem::InUse, "The measure has referrals; close it (status closed) instead."))
-        })
+        repository::constraint(
+            e,
+            |_| None,
+            |_| Some(ApiError::new(Problem::InUse, "The measure has referrals; close it (status closed) instead.")),
+        )
     })?;
     if deleted { Ok(()) } else { Err(not_found()) }
 }

@@ -26,7 +26,9 @@ pub fn finish<T>(codec: &CursorCodec, req: &PageRequest, mut rows: Vec<T>, id_of
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(codec.encode(&Position { order: req.order.name().to_owned(), key: vec![id_of(last).to_string()] })),
+        (true, Some(last)) => {
+            Some(codec.encode(&Position { order: req.order.name().to_owned(), key: vec![id_of(last).to_string()] }))
+        }
         _ => None,
     };
     Page { items: rows, next_cursor }

@@ -61,9 +61,11 @@ pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: &IfMatch) -> 
     let current = get(db, id).await?;
     if_match.check(current.version)?;
     let deleted = repository::providers::delete(db, id).await.map_err(|e| {
-        repository::constraint(e, |_| None, |_| {
-            Some(ApiError::new(Problem::InUse, "The provider still has measures; close or move them first."))
-        })
+        repository::constraint(
+            e,
+            |_| None,
+            |_| Some(ApiError::new(Problem::InUse, "The provider still has measures; close or move them first.")),
+        )
     })?;
     if deleted { Ok(()) } else { Err(ApiError::not_found(WHAT)) }
 }

@@ -36,12 +36,7 @@ fn caseworker_claims() -> Value {
 
 /// Signs `claims` with HS256 and the test secret.
 fn hs256(claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
 }
 
 /// A fixed P-256 key (no RNG: the test must not depend on rand_core versions).
@@ -78,24 +73,13 @@ fn with_header(token: &str, header: &Value) -> String {
 }
 
 async fn get_providers(app: &TestApp, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(PROVIDERS))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    app.client.get(app.url(PROVIDERS)).bearer_auth(token).send().await.unwrap()
 }
 
 async fn assert_unauthorized(res: reqwest::Response) {
-    let www = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let www = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
     assert_problem(res, 401, "unauthorized").await;
-    assert!(
-        www.is_some_and(|v| v.starts_with("Bearer")),
-        "WWW-Authenticate: Bearer missing"
-    );
+    assert!(www.is_some_and(|v| v.starts_with("Bearer")), "WWW-Authenticate: Bearer missing");
 }
 
 /// A JWKS endpoint the test controls: a raw HTTP/1.1 responder that serves
@@ -142,21 +126,11 @@ impl JwksServer {
 
 /// An app that trusts only the JWKS (no shared secret).
 async fn spawn_jwks_app(jwks: &JwksServer) -> TestApp {
-    spawn_app_with(Options {
-        jwks_url: Some(jwks.url.clone()),
-        jwt_secret: Some(None),
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(Options { jwks_url: Some(jwks.url.clone()), jwt_secret: Some(None), ..Default::default() }).await
 }
 
 async fn spawn_app_with_issuer_and_audience() -> TestApp {
-    spawn_app_with(Options {
-        issuer: Some(ISSUER.into()),
-        audience: Some(AUDIENCE.into()),
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(Options { issuer: Some(ISSUER.into()), audience: Some(AUDIENCE.into()), ..Default::default() }).await
 }
 
 // ---- HS256 secret -------------------------------------------------------
@@ -184,13 +158,7 @@ async fn request_without_authorization_header_is_401_with_bearer_challenge() {
 async fn basic_authorization_scheme_is_401() {
     let app = spawn_app().await;
 
-    let res = app
-        .client
-        .get(app.url(PROVIDERS))
-        .header("authorization", "Basic xyz")
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url(PROVIDERS)).header("authorization", "Basic xyz").send().await.unwrap();
 
     assert_unauthorized(res).await;
 }
@@ -208,8 +176,7 @@ async fn garbage_token_is_401() {
 async fn token_signed_with_another_secret_is_401() {
     let app = spawn_app().await;
     let other = EncodingKey::from_secret(b"another-secret-that-is-also-32-bytes-long");
-    let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &caseworker_claims(), &other).unwrap();
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &caseworker_claims(), &other).unwrap();
 
     let res = get_providers(&app, &token).await;
 
@@ -263,11 +230,7 @@ async fn token_without_exp_is_401() {
 #[tokio::test]
 async fn unsigned_alg_none_token_is_401() {
     let app = spawn_app().await;
-    let token = format!(
-        "{}.{}.",
-        b64_json(&json!({"alg": "none", "typ": "JWT"})),
-        b64_json(&caseworker_claims())
-    );
+    let token = format!("{}.{}.", b64_json(&json!({"alg": "none", "typ": "JWT"})), b64_json(&caseworker_claims()));
 
     let res = get_providers(&app, &token).await;
 
@@ -320,8 +283,7 @@ async fn roles_are_read_from_keycloak_realm_access_when_roles_is_absent() {
 #[tokio::test]
 async fn token_with_only_unknown_roles_is_403() {
     let app = spawn_app().await;
-    let claims =
-        json!({"sub": "u-1", "roles": ["offline_access", "superuser"], "exp": now() + 3600});
+    let claims = json!({"sub": "u-1", "roles": ["offline_access", "superuser"], "exp": now() + 3600});
 
     let res = get_providers(&app, &hs256(&claims)).await;
 
@@ -409,12 +371,7 @@ async fn rotated_jwks_key_is_fetched_on_unknown_kid_without_restart() {
     let new = ec_key(2);
     let jwks = JwksServer::start(vec![jwk(&old, "k1")]).await;
     let app = spawn_jwks_app(&jwks).await;
-    assert_eq!(
-        get_providers(&app, &es256(&old, Some("k1"), &caseworker_claims()))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(get_providers(&app, &es256(&old, Some("k1"), &caseworker_claims())).await.status(), StatusCode::OK);
     jwks.publish(vec![jwk(&new, "k2")]);
     // Act
     let res = get_providers(&app, &es256(&new, Some("k2"), &caseworker_claims())).await;
@@ -441,12 +398,8 @@ async fn hs256_token_carrying_a_jwks_kid_is_401() {
     let public_pem = key.public_key().to_public_key_pem(LineEnding::LF).unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("k1".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &caseworker_claims(),
-        &EncodingKey::from_secret(public_pem.as_bytes()),
-    )
-    .unwrap();
+    let token =
+        jsonwebtoken::encode(&header, &caseworker_claims(), &EncodingKey::from_secret(public_pem.as_bytes())).unwrap();
 
     let res = get_providers(&app, &token).await;
 
@@ -458,39 +411,25 @@ async fn hs256_token_carrying_a_jwks_kid_is_401() {
 /// The binary with no inherited Ostwerk configuration.
 fn ostwerk() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ostwerk"));
-    for var in [
-        "OSTWERK_JWT_SECRET",
-        "OSTWERK_JWT_JWKS_URL",
-        "OSTWERK_JWT_ISSUER",
-        "OSTWERK_JWT_AUDIENCE",
-        "DATABASE_URL",
-    ] {
+    for var in
+        ["OSTWERK_JWT_SECRET", "OSTWERK_JWT_JWKS_URL", "OSTWERK_JWT_ISSUER", "OSTWERK_JWT_AUDIENCE", "DATABASE_URL"]
+    {
         cmd.env_remove(var);
     }
     cmd.env("OSTWERK_LOG", "error");
     cmd
 }
 
-const TOKEN_ARGS: [&str; 9] = [
-    "token", "--role", "provider", "--org", "X", "--sub", "s", "--ttl", "60",
-];
+const TOKEN_ARGS: [&str; 9] = ["token", "--role", "provider", "--org", "X", "--sub", "s", "--ttl", "60"];
 
 #[tokio::test]
 async fn token_command_prints_a_token_the_service_accepts() {
     // Arrange
     let app = spawn_app().await;
     // Act
-    let out = ostwerk()
-        .args(TOKEN_ARGS)
-        .env("OSTWERK_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
+    let out = ostwerk().args(TOKEN_ARGS).env("OSTWERK_JWT_SECRET", SECRET).output().unwrap();
     // Assert
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_eq!(get_providers(&app, &token).await.status(), StatusCode::OK);
 }
@@ -500,25 +439,15 @@ fn token_command_fails_without_a_secret() {
     let out = ostwerk().args(TOKEN_ARGS).output().unwrap();
 
     assert!(!out.status.success());
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("eyJ"),
-        "a token was printed"
-    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("eyJ"), "a token was printed");
 }
 
 #[test]
 fn token_command_refuses_a_secret_shorter_than_32_bytes() {
-    let out = ostwerk()
-        .args(TOKEN_ARGS)
-        .env("OSTWERK_JWT_SECRET", "too-short-secret")
-        .output()
-        .unwrap();
+    let out = ostwerk().args(TOKEN_ARGS).env("OSTWERK_JWT_SECRET", "too-short-secret").output().unwrap();
 
     assert!(!out.status.success());
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("eyJ"),
-        "a token was printed"
-    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("eyJ"), "a token was printed");
 }
 
 #[test]
@@ -527,9 +456,5 @@ fn openapi_command_prints_the_openapi_document() {
 
     assert!(out.status.success());
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "openapi key: {}",
-        doc["openapi"]
-    );
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "openapi key: {}", doc["openapi"]);
 }

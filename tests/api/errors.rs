@@ -18,20 +18,12 @@ async fn post_raw(app: &TestApp, content_type: &str, body: impl Into<reqwest::Bo
 }
 
 fn allow_header(res: &Response) -> Vec<String> {
-    let allow = res
-        .headers()
-        .get("allow")
-        .expect("Allow header")
-        .to_str()
-        .unwrap();
+    let allow = res.headers().get("allow").expect("Allow header").to_str().unwrap();
     allow.split(',').map(|m| m.trim().to_owned()).collect()
 }
 
 fn field_errors(problem: &Value) -> Vec<&str> {
-    problem["errors"]
-        .as_array()
-        .map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect())
-        .unwrap_or_default()
+    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -48,9 +40,7 @@ async fn unknown_route_is_a_404_problem() {
 async fn wrong_method_on_a_code_list_is_405_with_allow() {
     let app = spawn_app().await;
 
-    let res = app
-        .delete("/api/v1/code-lists/districts", &caseworker())
-        .await;
+    let res = app.delete("/api/v1/code-lists/districts", &caseworker()).await;
 
     let allow = allow_header(&res);
     assert!(allow.contains(&"GET".to_owned()), "Allow: {allow:?}");
@@ -62,18 +52,10 @@ async fn wrong_method_on_a_code_list_is_405_with_allow() {
 async fn put_on_the_provider_collection_is_405_with_allow_listing_get_and_post() {
     let app = spawn_app().await;
 
-    let res = app
-        .request(Method::PUT, PROVIDERS, Some(&caseworker()))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request(Method::PUT, PROVIDERS, Some(&caseworker())).json(&json!({})).send().await.unwrap();
 
     let allow = allow_header(&res);
-    assert!(
-        allow.contains(&"GET".to_owned()) && allow.contains(&"POST".to_owned()),
-        "Allow: {allow:?}"
-    );
+    assert!(allow.contains(&"GET".to_owned()) && allow.contains(&"POST".to_owned()), "Allow: {allow:?}");
     assert!(!allow.contains(&"PUT".to_owned()), "Allow: {allow:?}");
     assert_problem(res, 405, "method-not-allowed").await;
 }
@@ -148,13 +130,7 @@ async fn nul_character_in_a_merge_patch_is_400() {
     let provider = app.create_provider("Bildungswerk Ost").await;
     let path = format!("{PROVIDERS}/{}", provider["id"].as_str().unwrap());
 
-    let res = app
-        .patch(
-            &path,
-            &caseworker(),
-            &json!({"contact": {"name": "Petra\u{0}"}}),
-        )
-        .await;
+    let res = app.patch(&path, &caseworker(), &json!({"contact": {"name": "Petra\u{0}"}})).await;
 
     assert_problem(res, 400, "bad-request").await;
 }
@@ -163,9 +139,7 @@ async fn nul_character_in_a_merge_patch_is_400() {
 async fn nul_character_in_a_query_parameter_is_400() {
     let app = spawn_app().await;
 
-    let res = app
-        .get(&format!("{PROVIDERS}?q=Bildung%00swerk"), &caseworker())
-        .await;
+    let res = app.get(&format!("{PROVIDERS}?q=Bildung%00swerk"), &caseworker()).await;
 
     assert_problem(res, 400, "bad-request").await;
 }
@@ -174,9 +148,7 @@ async fn nul_character_in_a_query_parameter_is_400() {
 async fn malformed_uuid_in_the_path_is_400() {
     let app = spawn_app().await;
 
-    let res = app
-        .get(&format!("{PROVIDERS}/not-a-uuid"), &caseworker())
-        .await;
+    let res = app.get(&format!("{PROVIDERS}/not-a-uuid"), &caseworker()).await;
 
     assert_problem(res, 400, "bad-request").await;
 }
@@ -185,9 +157,7 @@ async fn malformed_uuid_in_the_path_is_400() {
 async fn non_numeric_limit_is_400() {
     let app = spawn_app().await;
 
-    let res = app
-        .get(&format!("{PROVIDERS}?limit=abc"), &caseworker())
-        .await;
+    let res = app.get(&format!("{PROVIDERS}?limit=abc"), &caseworker()).await;
 
     assert_problem(res, 400, "bad-request").await;
 }
@@ -206,13 +176,7 @@ async fn incoming_request_id_is_echoed_and_named_in_the_problem() {
     assert_eq!(res.headers()["x-request-id"], "my-trace-123");
     let problem = assert_problem(res, 404, "not-found").await;
     assert_eq!(problem["request_id"], "my-trace-123");
-    assert!(
-        problem["instance"]
-            .as_str()
-            .unwrap()
-            .ends_with("my-trace-123"),
-        "{problem}"
-    );
+    assert!(problem["instance"].as_str().unwrap().ends_with("my-trace-123"), "{problem}");
 }
 
 #[tokio::test]
@@ -221,20 +185,11 @@ async fn request_id_is_generated_and_echoed_when_none_is_sent() {
 
     let res = app.get("/api/v1/no-such-thing", &caseworker()).await;
 
-    let echoed = res
-        .headers()
-        .get("x-request-id")
-        .expect("X-Request-Id")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let echoed = res.headers().get("x-request-id").expect("X-Request-Id").to_str().unwrap().to_owned();
     assert!(!echoed.is_empty());
     let problem = assert_problem(res, 404, "not-found").await;
     assert_eq!(problem["request_id"], echoed.as_str());
-    assert!(
-        problem["instance"].as_str().unwrap().ends_with(&echoed),
-        "{problem}"
-    );
+    assert!(problem["instance"].as_str().unwrap().ends_with(&echoed), "{problem}");
 }
 
 #[tokio::test]
@@ -294,8 +249,7 @@ async fn assorted_error_responses(app: &TestApp) -> Vec<Response> {
         app.delete("/api/v1/code-lists/districts", &cw).await,
         app.client.get(app.url(PROVIDERS)).send().await.unwrap(),
         app.get(PROVIDERS, &nobody).await,
-        app.get(&format!("{PROVIDERS}/{}", uuid::Uuid::now_v7()), &cw)
-            .await,
+        app.get(&format!("{PROVIDERS}/{}", uuid::Uuid::now_v7()), &cw).await,
         app.get(&format!("{PROVIDERS}/not-a-uuid"), &cw).await,
         app.get(&format!("{PROVIDERS}?limit=abc"), &cw).await,
         app.get(&format!("{PROVIDERS}?limit=1000"), &cw).await,
@@ -318,22 +272,12 @@ async fn every_problem_body_has_the_rfc_9457_members() {
 
     for res in responses {
         let status = res.status().as_u16();
-        assert!(
-            status >= 400,
-            "expected an error, got {status} for {}",
-            res.url()
-        );
+        assert!(status >= 400, "expected an error, got {status} for {}", res.url());
         let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(
-            ct.starts_with("application/problem+json"),
-            "{status}: content-type {ct}"
-        );
+        assert!(ct.starts_with("application/problem+json"), "{status}: content-type {ct}");
         let body: Value = res.json().await.unwrap();
         for member in ["type", "title", "detail", "instance"] {
-            assert!(
-                body[member].as_str().is_some_and(|v| !v.is_empty()),
-                "{member} missing in {body}"
-            );
+            assert!(body[member].as_str().is_some_and(|v| !v.is_empty()), "{member} missing in {body}");
         }
         assert_eq!(body["status"], status, "{body}");
     }
@@ -347,20 +291,10 @@ async fn no_problem_body_leaks_sql_panics_or_source_paths() {
 
     for res in responses {
         let status = res.status().as_u16();
-        assert_ne!(
-            status,
-            500,
-            "a nameable condition answered 500: {}",
-            res.url()
-        );
+        assert_ne!(status, 500, "a nameable condition answered 500: {}", res.url());
         let body = res.text().await.unwrap();
-        for leak in [
-            "SELECT", "sqlx", "panicked", "src/", ".rs:", "/home/", "/root/", "/work/",
-        ] {
-            assert!(
-                !body.contains(leak),
-                "{status} body contains {leak:?}: {body}"
-            );
+        for leak in ["SELECT", "sqlx", "panicked", "src/", ".rs:", "/home/", "/root/", "/work/"] {
+            assert!(!body.contains(leak), "{status} body contains {leak:?}: {body}");
         }
     }
 }

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by every test file; not each uses every helper
 //! `spawn_app()`: a fresh database, the real application on a random port,
 //! and typed helpers to call it with real tokens.
 use std::sync::Arc;
@@ -145,7 +146,15 @@ pub fn token_with(caller: &Caller, ttl: i64) -> String {
     let now = chrono::Utc::now().timestamp();
     mint_hs256(
         SECRET.as_bytes(),
-        &DevToken { sub: &caller.sub, roles: caller.roles.clone(), org: caller.org.as_deref(), iat: now, exp: now + ttl, iss: None, aud: None },
+        &DevToken {
+            sub: &caller.sub,
+            roles: caller.roles.clone(),
+            org: caller.org.as_deref(),
+            iat: now,
+            exp: now + ttl,
+            iss: None,
+            aud: None,
+        },
     )
     .unwrap()
 }

@@ -56,10 +56,7 @@ async fn readyz_answers_200_when_the_database_is_reachable() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.get(PROVIDERS, &caseworker()).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(PROVIDERS, &caseworker()).await.status(), StatusCode::OK);
 
     let res = get_public(&app, "/metrics").await;
 
@@ -71,10 +68,7 @@ async fn metrics_count_requests_by_route_and_status() {
             && l.contains(r#"status="200""#)),
         "no http_requests_total line for GET /api/v1/providers 200 in:\n{text}"
     );
-    assert!(
-        text.contains("http_request_duration_seconds_bucket"),
-        "no latency histogram"
-    );
+    assert!(text.contains("http_request_duration_seconds_bucket"), "no latency histogram");
     assert!(text.contains("db_pool_connections"), "no pool gauge");
 }
 
@@ -109,22 +103,11 @@ async fn docs_page_uses_no_cdn() {
     let res = get_public(&app, "/docs/").await;
 
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = res.text().await.unwrap();
-    assert!(
-        html.contains("swagger-ui"),
-        "not the Swagger UI page:\n{html}"
-    );
+    assert!(html.contains("swagger-ui"), "not the Swagger UI page:\n{html}");
     let urls = referenced_urls(&html);
-    assert!(
-        urls.iter().any(|u| u.ends_with("swagger-ui-bundle.js")),
-        "bundle not referenced: {urls:?}"
-    );
+    assert!(urls.iter().any(|u| u.ends_with("swagger-ui-bundle.js")), "bundle not referenced: {urls:?}");
     for url in &urls {
         assert!(
             !url.starts_with("http:") && !url.starts_with("https:") && !url.starts_with("//"),
@@ -168,11 +151,7 @@ async fn openapi_document_is_served_as_json() {
 // ---- rate limiting ------------------------------------------------------------
 
 async fn spawn_rate_limited_app() -> TestApp {
-    spawn_app_with(Options {
-        rate_limit: 3,
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(Options { rate_limit: 3, ..Default::default() }).await
 }
 
 #[tokio::test]
@@ -186,11 +165,7 @@ async fn fourth_request_within_a_minute_is_429_with_retry_after() {
     // Act
     let res = app.get(PROVIDERS, &caller).await;
     // Assert
-    let retry_after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     assert_problem(res, 429, "rate-limited").await;
 }
@@ -219,10 +194,7 @@ async fn health_endpoints_are_not_rate_limited() {
         }
     }
 
-    assert!(
-        statuses.iter().all(|s| *s == StatusCode::OK),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
 }
 
 // ---- CORS ---------------------------------------------------------------------
@@ -239,11 +211,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 }
 
 async fn spawn_cors_app() -> TestApp {
-    spawn_app_with(Options {
-        cors_origins: FRONTEND.into(),
-        ..Default::default()
-    })
-    .await
+    spawn_app_with(Options { cors_origins: FRONTEND.into(), ..Default::default() }).await
 }
 
 #[tokio::test]
@@ -253,12 +221,7 @@ async fn cors_preflight_from_an_allowed_origin_is_allowed() {
     let res = preflight(&app, FRONTEND).await;
 
     assert!(res.status().is_success(), "status {}", res.status());
-    assert_eq!(
-        res.headers()
-            .get("access-control-allow-origin")
-            .map(|v| v.to_str().unwrap()),
-        Some(FRONTEND)
-    );
+    assert_eq!(res.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some(FRONTEND));
 }
 
 #[tokio::test]
@@ -267,11 +230,7 @@ async fn cors_preflight_from_a_foreign_origin_gets_no_allow_origin() {
 
     let res = preflight(&app, "https://evil.example").await;
 
-    assert!(
-        res.headers().get("access-control-allow-origin").is_none(),
-        "headers: {:?}",
-        res.headers()
-    );
+    assert!(res.headers().get("access-control-allow-origin").is_none(), "headers: {:?}", res.headers());
 }
 
 // ---- database outage (PostgreSQL only) -----------------------------------------
@@ -335,32 +294,14 @@ fn split_host(url: &str, authority: &str) -> (String, String) {
     let scheme_end = url.find("://").unwrap() + 3;
     let rest = &url[scheme_end..];
     let host_start = rest.rfind('@').map(|i| i + 1).unwrap_or(0);
-    let host_end = rest[host_start..]
-        .find(['/', '?'])
-        .map(|i| host_start + i)
-        .unwrap_or(rest.len());
+    let host_end = rest[host_start..].find(['/', '?']).map(|i| host_start + i).unwrap_or(rest.len());
     let host = rest[host_start..host_end].to_owned();
-    let host = if host.contains(':') {
-        host
-    } else {
-        format!("{host}:5432")
-    };
-    let replaced = format!(
-        "{}{}{}{}",
-        &url[..scheme_end],
-        &rest[..host_start],
-        authority,
-        &rest[host_end..]
-    );
+    let host = if host.contains(':') { host } else { format!("{host}:5432") };
+    let replaced = format!("{}{}{}{}", &url[..scheme_end], &rest[..host_start], authority, &rest[host_end..]);
     (host, replaced)
 }
 
-async fn wait_for_status(
-    app: &TestApp,
-    path: &str,
-    wanted: StatusCode,
-    within: Duration,
-) -> StatusCode {
+async fn wait_for_status(app: &TestApp, path: &str, wanted: StatusCode, within: Duration) -> StatusCode {
     let deadline = Instant::now() + within;
     loop {
         let status = get_public(app, path).await.status();
@@ -382,11 +323,7 @@ async fn readyz_reports_a_database_outage_and_recovers_by_itself() {
     let (upstream, _) = split_host(&database_url, "");
     let proxy = CuttableProxy::start(upstream).await;
     let (_, proxied_url) = split_host(&database_url, &format!("127.0.0.1:{}", proxy.port));
-    let app = spawn_app_with(Options {
-        database_url: Some(proxied_url),
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_app_with(Options { database_url: Some(proxied_url), ..Default::default() }).await;
     assert_eq!(get_public(&app, "/readyz").await.status(), StatusCode::OK);
 
     // Act: the database goes away.
@@ -396,14 +333,8 @@ async fn readyz_reports_a_database_outage_and_recovers_by_itself() {
 
     // Assert
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        down.headers().contains_key("retry-after"),
-        "503 without Retry-After"
-    );
-    assert!(
-        api_while_down.headers().contains_key("retry-after"),
-        "API 503 without Retry-After"
-    );
+    assert!(down.headers().contains_key("retry-after"), "503 without Retry-After");
+    assert!(api_while_down.headers().contains_key("retry-after"), "API 503 without Retry-After");
     assert_problem(api_while_down, 503, "service-unavailable").await;
 
     // Act: it comes back. Waiting for recovery is what is tested, not ordering.
@@ -412,18 +343,12 @@ async fn readyz_reports_a_database_outage_and_recovers_by_itself() {
 
     // Assert
     assert_eq!(status, StatusCode::OK, "readyz did not recover");
-    assert_eq!(
-        app.get(PROVIDERS, &caseworker()).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(PROVIDERS, &caseworker()).await.status(), StatusCode::OK);
 }
 
 #[test]
 fn split_host_replaces_only_host_and_port() {
-    let (host, url) = split_host(
-        "postgres://u:p@127.0.0.1:5432/db_1?sslmode=disable",
-        "127.0.0.1:9",
-    );
+    let (host, url) = split_host("postgres://u:p@127.0.0.1:5432/db_1?sslmode=disable", "127.0.0.1:9");
     assert_eq!(host, "127.0.0.1:5432");
     assert_eq!(url, "postgres://u:p@127.0.0.1:9/db_1?sslmode=disable");
     let (host, url) = split_host("postgres://localhost/db", "h:1");
@@ -457,32 +382,20 @@ impl Running {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `ostwerk serve` on `addr` with a SQLite file in `dir`, nothing inherited
 /// from the test's environment.
 fn serve_command(dir: &tempfile::TempDir, addr: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ostwerk"));
-    for var in [
-        "OSTWERK_JWT_SECRET",
-        "OSTWERK_JWT_JWKS_URL",
-        "OSTWERK_JWT_ISSUER",
-        "OSTWERK_JWT_AUDIENCE",
-    ] {
+    for var in ["OSTWERK_JWT_SECRET", "OSTWERK_JWT_JWKS_URL", "OSTWERK_JWT_ISSUER", "OSTWERK_JWT_AUDIENCE"] {
         cmd.env_remove(var);
     }
     cmd.arg("serve")
         .current_dir(dir.path())
         .env("OSTWERK_ADDR", addr)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()),
-        )
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()))
         .env("OSTWERK_LOG", "warn")
         .env("OSTWERK_WORKERS", "1")
         .stdin(Stdio::null())
@@ -500,14 +413,8 @@ async fn wait_until_live(base: &str, child: &mut Running) {
         {
             return;
         }
-        assert!(
-            child.0.try_wait().unwrap().is_none(),
-            "ostwerk exited before it was live"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "ostwerk did not become live within 30 s"
-        );
+        assert!(child.0.try_wait().unwrap().is_none(), "ostwerk exited before it was live");
+        assert!(Instant::now() < deadline, "ostwerk did not become live within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -523,17 +430,11 @@ async fn sigterm_stops_the_server_with_exit_status_0() {
     wait_until_live(&format!("http://{addr}"), &mut child).await;
 
     // Act
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.0.id().to_string())
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status().unwrap();
 
     // Assert
     assert!(kill.success());
-    let status = child
-        .wait_timeout(Duration::from_secs(35))
-        .expect("still running 35 s after SIGTERM");
+    let status = child.wait_timeout(Duration::from_secs(35)).expect("still running 35 s after SIGTERM");
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
@@ -543,9 +444,7 @@ async fn development_mode_refuses_a_non_loopback_address() {
     let mut cmd = serve_command(&dir, &format!("0.0.0.0:{}", free_port()));
     let mut child = Running(cmd.stderr(Stdio::piped()).spawn().unwrap());
 
-    let status = child
-        .wait_timeout(Duration::from_secs(30))
-        .expect("development mode started on 0.0.0.0");
+    let status = child.wait_timeout(Duration::from_secs(30)).expect("development mode started on 0.0.0.0");
 
     assert!(!status.success());
     let mut stderr = String::new();
@@ -558,12 +457,7 @@ async fn development_mode_prints_a_working_token_per_role() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Running(
-        serve_command(&dir, &addr)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Running(serve_command(&dir, &addr).stderr(Stdio::piped()).spawn().unwrap());
     let (lines_tx, lines) = mpsc::channel();
     let stderr = child.0.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -577,13 +471,8 @@ async fn development_mode_prints_a_working_token_per_role() {
     let mut banner = Vec::new();
     let mut token = None;
     while token.is_none() {
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("no caseworker token on stderr");
-        if banner
-            .last()
-            .is_some_and(|l: &String| l.starts_with("caseworker"))
-        {
+        let line = lines.recv_timeout(Duration::from_secs(30)).expect("no caseworker token on stderr");
+        if banner.last().is_some_and(|l: &String| l.starts_with("caseworker")) {
             token = Some(line.trim().to_owned());
         }
         banner.push(line);
@@ -591,23 +480,14 @@ async fn development_mode_prints_a_working_token_per_role() {
     let token = token.unwrap();
     for role in ["admin", "jobcenter", "provider", "employer", "analyst"] {
         while !banner.iter().any(|l| l.starts_with(role)) {
-            banner.push(
-                lines
-                    .recv_timeout(Duration::from_secs(30))
-                    .unwrap_or_else(|_| panic!("no {role} token")),
-            );
+            banner.push(lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {role} token")));
         }
     }
     let base = format!("http://{addr}");
     wait_until_live(&base, &mut child).await;
 
     // Act
-    let res = reqwest::Client::new()
-        .get(format!("{base}{PROVIDERS}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = reqwest::Client::new().get(format!("{base}{PROVIDERS}")).bearer_auth(&token).send().await.unwrap();
 
     // Assert
     assert_eq!(res.status(), StatusCode::OK);

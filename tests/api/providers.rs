@@ -25,10 +25,12 @@ async fn caseworker_creates_and_reads_a_provider() {
 #[tokio::test]
 async fn invalid_provider_fields_are_listed_in_a_422() {
     let app = spawn_app().await;
-    let body = json!({"name": "  ", "kind": "castle", "district": "99", "contact": {"email": "nope"}, "website": "ftp://x"});
+    let body =
+        json!({"name": "  ", "kind": "castle", "district": "99", "contact": {"email": "nope"}, "website": "ftp://x"});
     let res = app.post("/api/v1/providers", &caseworker(), &body).await;
     let problem = assert_problem(res, 422, "validation-failed").await;
-    let fields: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> =
+        problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     for f in ["name", "kind", "district", "contact.email", "website"] {
         assert!(fields.contains(&f), "{f} missing in {fields:?}");
     }

@@ -282,7 +282,9 @@ impl ConsultationInput {
         let follow_up_on = c.date("follow_up_on", self.follow_up_on.as_deref());
         c.finish()?;
         match (held_on, topic) {
-            (Some(held_on), Some(topic)) => Ok(ConsultationFields { held_on, topic, duration_minutes, notes, follow_up_on }),
+            (Some(held_on), Some(topic)) => {
+                Ok(ConsultationFields { held_on, topic, duration_minutes, notes, follow_up_on })
+            }
             _ => Err(ApiError::internal(anyhow::anyhow!("validated consultation lacks required fields"))),
         }
     }

@@ -215,12 +215,14 @@ impl VacancyInput {
         let mut c = Checker::new();
         let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<VacancyKind>("kind", k));
         let title = c.required("title", self.title.as_deref()).map(|v| c.text("title", v, 300));
-        let occupation_code = c.required("occupation_code", self.occupation_code.as_deref()).map(|v| c.kldb("occupation_code", v));
+        let occupation_code =
+            c.required("occupation_code", self.occupation_code.as_deref()).map(|v| c.kldb("occupation_code", v));
         let description = c.opt_text("description", self.description.as_deref(), 20_000);
         let hours_per_week = c.opt_int("hours_per_week", self.hours_per_week, 1, 60);
         let start_date = c.date("start_date", self.start_date.as_deref());
         let positions = c.opt_int("positions", self.positions, 1, 10_000).unwrap_or(1);
-        let min_education_level = c.opt_code::<EducationLevel>("min_education_level", self.min_education_level.as_deref());
+        let min_education_level =
+            c.opt_code::<EducationLevel>("min_education_level", self.min_education_level.as_deref());
         let languages = c.languages("languages", self.languages.as_deref().unwrap_or_default());
         let district = c.district("district", self.district.as_deref(), &district_known);
         let status = match self.status.as_deref() {

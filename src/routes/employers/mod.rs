@@ -10,7 +10,10 @@ use uuid::Uuid;
 use self::dto::{EmployerDto, EmployerInput, EmployerPublicDto, EmployerQuery, VacancyDto, VacancyInput, VacancyQuery};
 use super::{
     clients::dto::{ConsultationDto, ConsultationInput},
-    common::{ListOf, PageParams, audit_context, code_filter, created, kldb_prefix_filter, list_response, merge_patch, ok_with_etag, text_filter},
+    common::{
+        ListOf, PageParams, audit_context, code_filter, created, kldb_prefix_filter, list_response, merge_patch,
+        ok_with_etag, text_filter,
+    },
 };
 use crate::{
     auth::{Access, AuthUser, Role::*},
@@ -141,7 +144,11 @@ pub async fn create_employer(
     responses((status = 200, description = "The employer (public part for job centres)", body = EmployerRecord, headers(("ETag" = String)))),
 )]
 #[get("/employers/{id}")]
-pub async fn get_employer(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_employer(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let model = employers::get(&state.db, &user, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &view(employers::view_for(&user), &model)))

@@ -69,13 +69,14 @@ pub struct MeasureInput {
 impl MeasureInput {
     pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<MeasureFields, ApiError> {
         let mut c = Checker::new();
-        let provider_id = c.required("provider_id", self.provider_id.as_deref()).and_then(|p| match Uuid::parse_str(p) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                c.add("provider_id", "must be a provider id (UUID)");
-                None
-            }
-        });
+        let provider_id =
+            c.required("provider_id", self.provider_id.as_deref()).and_then(|p| match Uuid::parse_str(p) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    c.add("provider_id", "must be a provider id (UUID)");
+                    None
+                }
+            });
         let title = c.required("title", self.title.as_deref()).map(|v| c.text("title", v, 300));
         let description = c.opt_text("description", self.description.as_deref(), 20_000);
         let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<MeasureKind>("kind", k));

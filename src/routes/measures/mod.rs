@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use self::dto::{MeasureDto, MeasureInput, MeasureQuery};
 use super::common::{
-    ListOf, PageParams, code_filter, created, date_filter, kldb_prefix_filter, list_response, merge_patch, ok_with_etag,
-    text_filter,
+    ListOf, PageParams, code_filter, created, date_filter, kldb_prefix_filter, list_response, merge_patch,
+    ok_with_etag, text_filter,
 };
 use crate::{
     auth::{Access, AuthUser, Role},
@@ -34,7 +34,11 @@ pub const DELETE: Access = Access::new("delete_measure", &[Admin, Caseworker, Pr
 pub const ACCESS: &[&Access] = &[&LIST, &GET, &CREATE, &UPDATE, &DELETE];
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_measures).service(create_measure).service(get_measure).service(update_measure).service(delete_measure);
+    cfg.service(list_measures)
+        .service(create_measure)
+        .service(get_measure)
+        .service(update_measure)
+        .service(delete_measure);
 }
 
 /// Browse measures
@@ -111,7 +115,11 @@ pub async fn create_measure(
     responses((status = 200, description = "The measure", body = MeasureDto, headers(("ETag" = String)))),
 )]
 #[get("/measures/{id}")]
-pub async fn get_measure(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_measure(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let model = measures::get(&state.db, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &MeasureDto::from(&model)))

@@ -102,7 +102,11 @@ pub async fn create_provider(
     responses((status = 200, description = "The provider", body = ProviderDto, headers(("ETag" = String)))),
 )]
 #[get("/providers/{id}")]
-pub async fn get_provider(state: web::Data<AppState>, user: AuthUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_provider(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let model = providers::get(&state.db, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &ProviderDto::from(&model)))
