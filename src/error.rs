@@ -59,6 +59,14 @@ problems! {
     InUse = (409, "in-use", "Resource in use", "Datensatz wird noch verwendet");
     /// Another record of this organisation already carries that `external_id`.
     DuplicateExternalId = (409, "duplicate-external-id", "Duplicate external id", "Externe Kennung bereits vergeben");
+    /// The action is not allowed from the referral's current status (`current_status`, `allowed_actions`).
+    InvalidTransition = (409, "invalid-transition", "Invalid status transition", "Unzulässiger Statuswechsel");
+    /// No free seat in the measure (or position in the vacancy); waitlist instead.
+    CapacityExhausted = (409, "capacity-exhausted", "Capacity exhausted", "Keine freien Plätze");
+    /// The client already has an active referral to this measure or vacancy (`existing_id`).
+    DuplicateReferral = (409, "duplicate-referral", "Duplicate active referral", "Bereits aktive Zuweisung");
+    /// The measure or vacancy is closed.
+    TargetClosed = (409, "target-closed", "Measure or vacancy closed", "Maßnahme oder Stelle geschlossen");
     /// The same Idempotency-Key is still being processed.
     IdempotencyInProgress = (409, "idempotency-key-in-use", "Request with this Idempotency-Key is still in progress", "Anfrage mit diesem Idempotency-Key läuft noch");
     /// The client's personal data was erased (GDPR Art. 17).
@@ -73,6 +81,8 @@ problems! {
     ValidationFailed = (422, "validation-failed", "Validation failed", "Ungültige Angaben");
     /// The Idempotency-Key was used before with a different request.
     IdempotencyKeyReused = (422, "idempotency-key-reused", "Idempotency-Key reused with a different request", "Idempotency-Key mit anderer Anfrage wiederverwendet");
+    /// The client does not fit the measure (`errors` lists the reasons).
+    NotEligible = (422, "not-eligible", "Client not eligible", "Keine Teilnahmevoraussetzungen");
     /// Too many requests from this principal.
     RateLimited = (429, "rate-limited", "Too many requests", "Zu viele Anfragen");
     /// An unexpected error; details are in the server log under the request id.

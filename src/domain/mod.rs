@@ -9,3 +9,4 @@ pub mod measures;
 pub mod providers;
 pub mod validate;
 pub mod values;
+pub mod referrals;

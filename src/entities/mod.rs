@@ -7,5 +7,7 @@ pub mod employer;
 pub mod idempotency_key;
 pub mod measure;
 pub mod provider;
+pub mod referral;
+pub mod referral_event;
 pub mod server_key;
 pub mod vacancy;

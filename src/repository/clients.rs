@@ -247,3 +247,80 @@ pub async fn status_of(db: &impl ConnectionTrait, scope: &ClientScope, id: Uuid)
         .one(db)
         .await
 }
+
+/// What a referral shows providers and employers about its client.
+#[derive(Debug, Clone)]
+pub struct ClientSummary {
+    pub id: Uuid,
+    /// Name and contact, present only with `consent.share_with_providers`.
+    pub shared: Option<SharedContact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SharedContact {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+fn shares_with_providers(m: &Model) -> bool {
+    m.status != ClientStatus::Erased.as_str()
+        && m.consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool) == Some(true)
+}
+
+/// Summaries of the clients of some referrals, for a provider or employer:
+/// name and contact only where the client consented, and an audit event
+/// (`referral.client_summary`, all in one insert) for each shown.
+pub async fn summaries(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    referrals: &[(Uuid, Uuid)],
+) -> Result<std::collections::HashMap<Uuid, ClientSummary>, DbErr> {
+    let ids: Vec<Uuid> = referrals.iter().map(|(_, client)| *client).collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = Entity::find().filter(Column::Id.is_in(ids)).all(db).await?;
+    let mut out = std::collections::HashMap::new();
+    let mut shown = std::collections::HashSet::new();
+    for m in rows {
+        let shared = shares_with_providers(&m).then(|| {
+            shown.insert(m.id);
+            SharedContact {
+                first_name: m.first_name.clone(),
+                last_name: m.last_name.clone(),
+                email: m.email.clone(),
+                phone: m.phone.clone(),
+            }
+        });
+        out.insert(m.id, ClientSummary { id: m.id, shared });
+    }
+    let entries: Vec<AuditEntry> = referrals
+        .iter()
+        .filter(|(_, client)| shown.contains(client))
+        .map(|(referral, client)| AuditEntry {
+            action: action::REFERRAL_CLIENT_SUMMARY,
+            resource: "referral",
+            resource_id: Some(*referral),
+            client_id: Some(*client),
+        })
+        .collect();
+    audit::record(db, audit_ctx, &entries).await?;
+    Ok(out)
+}
+
+/// What eligibility needs to know of a visible client (status, target
+/// groups, date of birth); audited as `referral.create`.
+pub async fn eligibility_facts(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    scope: &ClientScope,
+    id: Uuid,
+) -> Result<Option<(String, Vec<String>, Option<chrono::NaiveDate>)>, DbErr> {
+    let Some(m) = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await? else { return Ok(None) };
+    if m.status != ClientStatus::Erased.as_str() {
+        audit::record(db, audit_ctx, &[entry(action::REFERRAL_CREATE, id)]).await?;
+    }
+    Ok(Some((m.status, tags::split(&m.target_groups), m.date_of_birth)))
+}

@@ -8,6 +8,7 @@ pub mod employers;
 pub mod idempotency;
 pub mod measures;
 pub mod providers;
+pub mod referrals;
 pub mod server_keys;
 pub mod tags;
 pub mod vacancies;

@@ -7,3 +7,4 @@ pub mod idempotency;
 pub mod measures;
 pub mod paging;
 pub mod providers;
+pub mod referrals;

@@ -1,0 +1,391 @@
+//! Queries on `referrals`, their events, and the counters they hold on
+//! measures and vacancies. Counters change only by conditional updates in the
+//! caller's transaction, so concurrent accepts can never overbook: the row
+//! update of the measure is the lock, and its `WHERE seats_taken < capacity`
+//! is re-checked against the committed value (PostgreSQL READ COMMITTED
+//! re-evaluates it after waiting; SQLite runs one writer at a time).
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        codes::{ReferralStatus, VacancyStatus},
+        ids::{new_id, now},
+        referrals::CounterChange,
+    },
+    entities::{
+        measure, referral,
+        referral::{ActiveModel, Column, Entity, Model},
+        referral_event, vacancy,
+    },
+};
+
+/// Which referrals a caller may see; the union of what each role grants.
+#[derive(Debug, Clone, Default)]
+pub struct ReferralScope {
+    pub all: bool,
+    pub referring_org: Option<String>,
+    pub provider: Option<Uuid>,
+    pub employer: Option<Uuid>,
+}
+
+fn scope_condition(scope: &ReferralScope) -> Condition {
+    if scope.all {
+        return Condition::all();
+    }
+    let mut any = Condition::any();
+    if let Some(org) = &scope.referring_org {
+        any = any.add(Column::ReferringOrg.eq(org.clone()));
+    }
+    if let Some(p) = scope.provider {
+        any = any.add(
+            Column::MeasureId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(measure::Column::Id)
+                    .from(measure::Entity)
+                    .and_where(measure::Column::ProviderId.eq(p))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(e) = scope.employer {
+        any = any.add(
+            Column::VacancyId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(vacancy::Column::Id)
+                    .from(vacancy::Entity)
+                    .and_where(vacancy::Column::EmployerId.eq(e))
+                    .to_owned(),
+            ),
+        );
+    }
+    // No grant at all: nothing is visible.
+    if scope.referring_org.is_none() && scope.provider.is_none() && scope.employer.is_none() {
+        any = any.add(Expr::val(1).eq(0));
+    }
+    any
+}
+
+/// A new referral, as the service decided it.
+#[derive(Debug, Clone)]
+pub struct NewReferral {
+    pub client_id: Uuid,
+    pub measure_id: Option<Uuid>,
+    pub vacancy_id: Option<Uuid>,
+    pub external_id: Option<String>,
+    pub referring_org: String,
+    pub referred_by: String,
+    pub note: Option<String>,
+}
+
+/// One entry of the history.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub referral_id: Uuid,
+    pub from_status: Option<ReferralStatus>,
+    pub to_status: ReferralStatus,
+    pub action: &'a str,
+    pub reason_code: Option<&'a str>,
+    pub reason_note: Option<&'a str>,
+    pub actor: &'a str,
+    pub actor_org: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Model, DbErr> {
+    let at = now();
+    ActiveModel {
+        id: Set(new_id()),
+        client_id: Set(new.client_id),
+        measure_id: Set(new.measure_id),
+        vacancy_id: Set(new.vacancy_id),
+        external_id: Set(new.external_id.clone()),
+        referring_org: Set(new.referring_org.clone()),
+        referred_by: Set(new.referred_by.clone()),
+        note: Set(new.note.clone()),
+        status: Set(ReferralStatus::Requested.as_str().to_owned()),
+        reason_code: Set(None),
+        reason_note: Set(None),
+        rejected_by: Set(None),
+        outcome: Set(None),
+        outcome_on: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        version: Set(1),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn record_event(db: &impl ConnectionTrait, e: &NewEvent<'_>) -> Result<(), DbErr> {
+    referral_event::ActiveModel {
+        id: Set(new_id()),
+        referral_id: Set(e.referral_id),
+        from_status: Set(e.from_status.map(|s| s.as_str().to_owned())),
+        to_status: Set(e.to_status.as_str().to_owned()),
+        action: Set(e.action.to_owned()),
+        reason_code: Set(e.reason_code.map(str::to_owned)),
+        reason_note: Set(e.reason_note.map(str::to_owned)),
+        actor: Set(e.actor.to_owned()),
+        actor_org: Set(e.actor_org.map(str::to_owned)),
+        at: Set(e.at),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn find(db: &impl ConnectionTrait, scope: &ReferralScope, id: Uuid) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await
+}
+
+pub async fn by_external_id(db: &impl ConnectionTrait, org: &str, external_id: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::ReferringOrg.eq(org)).filter(Column::ExternalId.eq(external_id)).one(db).await
+}
+
+/// The active referral of `client_id` to the same measure or vacancy, if any.
+pub async fn active_duplicate(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    measure_id: Option<Uuid>,
+    vacancy_id: Option<Uuid>,
+) -> Result<Option<Uuid>, DbErr> {
+    let active: Vec<&str> = [ReferralStatus::Requested, ReferralStatus::OnHold, ReferralStatus::Accepted, ReferralStatus::InProgress]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let mut select = Entity::find().select_only().column(Column::Id).filter(Column::ClientId.eq(client_id));
+    select = match (measure_id, vacancy_id) {
+        (Some(m), _) => select.filter(Column::MeasureId.eq(m)),
+        (None, Some(v)) => select.filter(Column::VacancyId.eq(v)),
+        (None, None) => return Ok(None),
+    };
+    select.filter(Column::Status.is_in(active)).into_tuple::<Uuid>().one(db).await
+}
+
+/// Sort orders of the referral list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferralOrder {
+    NewestFirst,
+    OldestFirst,
+    /// By `updated_at`, then id, ascending: what a polling partner wants.
+    UpdatedAt,
+}
+
+/// The key a page continues after.
+#[derive(Debug, Clone)]
+pub enum After {
+    Id(Uuid),
+    Updated(DateTime<Utc>, Uuid),
+}
+
+#[derive(Debug, Default)]
+pub struct ReferralFilter {
+    pub status: Option<String>,
+    pub client_id: Option<Uuid>,
+    pub measure_id: Option<Uuid>,
+    pub vacancy_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub employer_id: Option<Uuid>,
+    pub external_id: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub updated_after: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    scope: &ReferralScope,
+    f: &ReferralFilter,
+    order: ReferralOrder,
+    after: Option<After>,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut select = Entity::find().filter(scope_condition(scope));
+    if let Some(v) = &f.status {
+        select = select.filter(Column::Status.eq(v.clone()));
+    }
+    if let Some(v) = f.client_id {
+        select = select.filter(Column::ClientId.eq(v));
+    }
+    if let Some(v) = f.measure_id {
+        select = select.filter(Column::MeasureId.eq(v));
+    }
+    if let Some(v) = f.vacancy_id {
+        select = select.filter(Column::VacancyId.eq(v));
+    }
+    if let Some(p) = f.provider_id {
+        select = select.filter(
+            Column::MeasureId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(measure::Column::Id)
+                    .from(measure::Entity)
+                    .and_where(measure::Column::ProviderId.eq(p))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(e) = f.employer_id {
+        select = select.filter(
+            Column::VacancyId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(vacancy::Column::Id)
+                    .from(vacancy::Entity)
+                    .and_where(vacancy::Column::EmployerId.eq(e))
+                    .to_owned(),
+            ),
+        );
+    }
+    if let Some(v) = &f.external_id {
+        select = select.filter(Column::ExternalId.eq(v.clone()));
+    }
+    if let Some(v) = f.created_after {
+        select = select.filter(Column::CreatedAt.gt(v));
+    }
+    if let Some(v) = f.updated_after {
+        select = select.filter(Column::UpdatedAt.gt(v));
+    }
+    match order {
+        ReferralOrder::NewestFirst | ReferralOrder::OldestFirst => {
+            let after = match after {
+                Some(After::Id(id)) => Some(id),
+                _ => None,
+            };
+            super::keyset(db, select, Column::Id, after, order == ReferralOrder::NewestFirst, limit).await
+        }
+        ReferralOrder::UpdatedAt => {
+            if let Some(After::Updated(at, id)) = after {
+                select = select.filter(
+                    Condition::any()
+                        .add(Column::UpdatedAt.gt(at))
+                        .add(Condition::all().add(Column::UpdatedAt.eq(at)).add(Column::Id.gt(id))),
+                );
+            }
+            select.order_by_asc(Column::UpdatedAt).order_by_asc(Column::Id).limit(limit + 1).all(db).await
+        }
+    }
+}
+
+/// Moves a referral from `from` to `to` if it is still there; false if it moved on.
+pub async fn set_status(
+    db: &impl ConnectionTrait,
+    current: &Model,
+    to: ReferralStatus,
+    changes: &StatusFields<'_>,
+    at: DateTime<Utc>,
+) -> Result<Option<Model>, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::Status, Expr::value(to.as_str()))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .col_expr(Column::Version, Expr::value(current.version + 1));
+    if let Some(v) = changes.reason_code {
+        update = update.col_expr(Column::ReasonCode, Expr::value(v));
+    }
+    if let Some(v) = changes.reason_note {
+        update = update.col_expr(Column::ReasonNote, Expr::value(v));
+    }
+    if let Some(v) = changes.rejected_by {
+        update = update.col_expr(Column::RejectedBy, Expr::value(v));
+    }
+    if let Some(v) = changes.outcome {
+        update = update.col_expr(Column::Outcome, Expr::value(v));
+    }
+    if let Some(v) = changes.outcome_on {
+        update = update.col_expr(Column::OutcomeOn, Expr::value(v));
+    }
+    let result = update
+        .filter(Column::Id.eq(current.id))
+        .filter(Column::Status.eq(current.status.clone()))
+        .filter(Column::Version.eq(current.version))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    Entity::find_by_id(current.id).one(db).await
+}
+
+/// Fields a transition may set besides the status.
+#[derive(Debug, Default)]
+pub struct StatusFields<'a> {
+    pub reason_code: Option<&'a str>,
+    pub reason_note: Option<&'a str>,
+    pub rejected_by: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub outcome_on: Option<chrono::NaiveDate>,
+}
+
+/// Applies a counter change to a measure. A change that takes a seat only
+/// succeeds while a seat is free; returns false when there is none.
+pub async fn adjust_measure(db: &impl ConnectionTrait, measure_id: Uuid, change: CounterChange) -> Result<bool, DbErr> {
+    if change.seats_taken == 0 && change.waitlisted == 0 {
+        return Ok(true);
+    }
+    let mut update = measure::Entity::update_many()
+        .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(change.seats_taken))
+        .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(change.waitlisted))
+        .filter(measure::Column::Id.eq(measure_id));
+    if change.seats_taken > 0 {
+        update = update.filter(Expr::col(measure::Column::SeatsTaken).lt(Expr::col(measure::Column::Capacity)));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// Applies a counter change to a vacancy; taking a position only succeeds
+/// while one is free, and the last one taken turns the vacancy `filled`.
+pub async fn adjust_vacancy(db: &impl ConnectionTrait, vacancy_id: Uuid, change: CounterChange) -> Result<bool, DbErr> {
+    if change.positions_filled == 0 {
+        return Ok(true);
+    }
+    let filled_after = Expr::col(vacancy::Column::PositionsFilled).add(change.positions_filled);
+    let mut update = vacancy::Entity::update_many()
+        .col_expr(vacancy::Column::PositionsFilled, filled_after.clone())
+        .filter(vacancy::Column::Id.eq(vacancy_id));
+    if change.positions_filled > 0 {
+        update = update
+            .col_expr(
+                vacancy::Column::Status,
+                Expr::case(filled_after.gte(Expr::col(vacancy::Column::Positions)), VacancyStatus::Filled.as_str())
+                    .finally(Expr::col(vacancy::Column::Status))
+                    .into(),
+            )
+            .filter(Expr::col(vacancy::Column::PositionsFilled).lt(Expr::col(vacancy::Column::Positions)));
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+pub async fn events(db: &impl ConnectionTrait, referral_id: Uuid) -> Result<Vec<referral_event::Model>, DbErr> {
+    referral_event::Entity::find()
+        .filter(referral_event::Column::ReferralId.eq(referral_id))
+        .order_by_asc(referral_event::Column::At)
+        .order_by_asc(referral_event::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Referrals of a client with their histories (for the Art. 15 export).
+pub async fn of_client(db: &impl ConnectionTrait, client_id: Uuid) -> Result<Vec<(Model, Vec<referral_event::Model>)>, DbErr> {
+    let referrals = Entity::find().filter(Column::ClientId.eq(client_id)).order_by_asc(Column::Id).all(db).await?;
+    let mut out = Vec::with_capacity(referrals.len());
+    for r in referrals {
+        let history = events(db, r.id).await?;
+        out.push((r, history));
+    }
+    Ok(out)
+}
+
+/// Requested or waitlisted referrals untouched since `before` (expiry candidates).
+pub async fn stale(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Status.is_in([ReferralStatus::Requested.as_str(), ReferralStatus::OnHold.as_str()]))
+        .filter(Column::UpdatedAt.lt(before))
+        .order_by_asc(Column::UpdatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub use referral::Model as Referral;
