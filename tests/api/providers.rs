@@ -647,6 +647,30 @@ async fn each_list_filter_narrows_the_result() {
 }
 
 #[tokio::test]
+async fn q_filter_ignores_case_of_umlauts_too() {
+    // Arrange: German names often start with a capital umlaut
+    let app = spawn_app().await;
+    let oestliche = id_of(&app.create_provider("Östliche Werkstatt").await);
+    let uebergang = id_of(&app.create_provider("ÜBERGANGSWERK Schönefeld").await);
+    let ost = id_of(&app.create_provider("Bildungswerk Ost").await);
+    #[rustfmt::skip]
+    let cases = [
+        ("Östliche",   vec![oestliche.as_str()]),
+        ("östliche",   vec![oestliche.as_str()]),
+        ("ÖSTLICHE",   vec![oestliche.as_str()]),
+        ("übergang",   vec![uebergang.as_str()]),
+        ("SCHÖNEFELD", vec![uebergang.as_str()]),
+        ("ost",        vec![ost.as_str()]),
+    ];
+    for (q, expected) in cases {
+        // Act
+        let body = page(&app, &[("q", q)]).await;
+        // Assert
+        assert_eq!(ids_of(&body), expected, "q={q}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_kind_filter_is_a_bad_request_naming_kind() {
     // Arrange
     let app = spawn_app().await;
