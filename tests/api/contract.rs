@@ -74,11 +74,9 @@ async fn committed_openapi_matches_the_served_one() {
     // Assert
     assert_eq!(res.status(), 200);
     let served: Value = res.json().await.unwrap();
-    let difference = first_difference(&served, &committed, "");
-    assert!(
-        difference.is_none(),
-        "{STALE} (served and committed first differ at {difference:?})"
-    );
+    if let Some(at) = first_difference(&served, &committed, "") {
+        panic!("{STALE} (the served and the committed document first differ at {at})");
+    }
     // Byte for byte, so the committed file is exactly what `openapi` prints.
     assert!(ostwerk::openapi::to_pretty_json() == COMMITTED, "{STALE}");
 }
