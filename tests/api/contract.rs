@@ -88,12 +88,14 @@ async fn every_operation_is_documented() {
     let roles: BTreeSet<&str> = ROLES.into_iter().collect();
     let mut wrong = Vec::new();
     let mut operation_ids = BTreeSet::new();
+    let mut public = BTreeSet::new();
     // Act
     for (path, method, op) in operations(&spec) {
         let name = format!("{} {path}", method.to_uppercase());
         let security = op["security"].as_array().cloned().unwrap_or_default();
         if !path.starts_with("/api/v1/") {
             // Operator endpoints are public.
+            public.insert(path.clone());
             if security.iter().any(|s| s.get("bearer").is_some()) {
                 wrong.push(format!("{name}: public, but requires a bearer token"));
             }
@@ -173,6 +175,12 @@ async fn every_operation_is_documented() {
         operation_ids.len() >= 6,
         "the API operations were found: {operation_ids:?}"
     );
+    for path in ["/livez", "/healthz", "/readyz", "/metrics"] {
+        assert!(
+            public.contains(path),
+            "{path} is not documented: {public:?}"
+        );
+    }
     let bearer = &spec["components"]["securitySchemes"]["bearer"];
     assert_eq!(bearer["type"], "http", "{bearer}");
     assert_eq!(bearer["scheme"], "bearer", "{bearer}");
