@@ -7,6 +7,6 @@ pub mod employers;
 pub mod ids;
 pub mod measures;
 pub mod providers;
+pub mod referrals;
 pub mod validate;
 pub mod values;
-pub mod referrals;

@@ -180,7 +180,10 @@ pub fn ineligibility(
     let mut reasons = Vec::new();
     if !measure_groups.is_empty() && !measure_groups.iter().any(|g| client_groups.contains(g)) {
         let wanted: Vec<_> = measure_groups.iter().map(|g| g.as_str()).collect();
-        reasons.push(("target_groups", format!("the measure is for {}; the client belongs to none of them", wanted.join(", "))));
+        reasons.push((
+            "target_groups",
+            format!("the measure is for {}; the client belongs to none of them", wanted.join(", ")),
+        ));
     }
     if let Some(age) = client_age {
         if let Some(min) = min_age

@@ -266,7 +266,8 @@ pub struct SharedContact {
 
 fn shares_with_providers(m: &Model) -> bool {
     m.status != ClientStatus::Erased.as_str()
-        && m.consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool) == Some(true)
+        && m.consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool)
+            == Some(true)
 }
 
 /// Summaries of the clients of some referrals, for a provider or employer:

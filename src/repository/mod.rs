@@ -76,13 +76,32 @@ where
 
 /// Case-insensitive "name contains" on both backends (`LIKE` is
 /// case-insensitive only for ASCII on SQLite, so both sides are lowered).
+///
+/// SQLite's `lower()` folds ASCII only, so `Östliche` stays `Östliche` and a
+/// search for `östliche` (or even `Östliche`, lowered here) would miss it.
+/// The capitals of the needle's non-ASCII letters are therefore folded in
+/// SQL with `replace()` as well; on PostgreSQL that is a no-op. (Rejected:
+/// a REGEXP function, which needs a driver feature and differs per backend.)
 pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::{
         ExprTrait,
-        sea_query::{Expr, Func, LikeExpr},
+        sea_query::{Expr, Func, LikeExpr, SimpleExpr},
     };
-    let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    let needle = needle.to_lowercase();
+    let mut haystack: SimpleExpr = Func::lower(Expr::col(column.as_column_ref())).into();
+    let mut folded = Vec::new();
+    for lower in needle.chars().filter(|c| !c.is_ascii()) {
+        let mut upper = lower.to_uppercase();
+        if let (Some(capital), None) = (upper.next(), upper.next())
+            && capital != lower
+            && !folded.contains(&capital)
+        {
+            folded.push(capital);
+            haystack = Func::cust("replace").arg(haystack).arg(capital.to_string()).arg(lower.to_string()).into();
+        }
+    }
+    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(haystack).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 /// Writes the `Set` fields of `model` to row `id` if it is still at `version`

@@ -154,10 +154,11 @@ pub async fn active_duplicate(
     measure_id: Option<Uuid>,
     vacancy_id: Option<Uuid>,
 ) -> Result<Option<Uuid>, DbErr> {
-    let active: Vec<&str> = [ReferralStatus::Requested, ReferralStatus::OnHold, ReferralStatus::Accepted, ReferralStatus::InProgress]
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
+    let active: Vec<&str> =
+        [ReferralStatus::Requested, ReferralStatus::OnHold, ReferralStatus::Accepted, ReferralStatus::InProgress]
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
     let mut select = Entity::find().select_only().column(Column::Id).filter(Column::ClientId.eq(client_id));
     select = match (measure_id, vacancy_id) {
         (Some(m), _) => select.filter(Column::MeasureId.eq(m)),
@@ -367,7 +368,10 @@ pub async fn events(db: &impl ConnectionTrait, referral_id: Uuid) -> Result<Vec<
 }
 
 /// Referrals of a client with their histories (for the Art. 15 export).
-pub async fn of_client(db: &impl ConnectionTrait, client_id: Uuid) -> Result<Vec<(Model, Vec<referral_event::Model>)>, DbErr> {
+pub async fn of_client(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<Vec<(Model, Vec<referral_event::Model>)>, DbErr> {
     let referrals = Entity::find().filter(Column::ClientId.eq(client_id)).order_by_asc(Column::Id).all(db).await?;
     let mut out = Vec::with_capacity(referrals.len());
     for r in referrals {

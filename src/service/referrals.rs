@@ -115,8 +115,11 @@ pub async fn create(
             if !reasons.is_empty() {
                 let errors: Vec<FieldError> = reasons.into_iter().map(|(f, m)| FieldError::new(f, m)).collect();
                 let listed: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
-                return Err(ApiError::new(Problem::NotEligible, format!("The client is not eligible: {}.", listed.join("; ")))
-                    .with_errors(errors));
+                return Err(ApiError::new(
+                    Problem::NotEligible,
+                    format!("The client is not eligible: {}.", listed.join("; ")),
+                )
+                .with_errors(errors));
             }
         }
         (None, Some(vacancy_id)) => {
@@ -153,7 +156,8 @@ pub async fn create(
                 return Err(duplicate_external(existing.id));
             }
             return Err(
-                match repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await? {
+                match repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await?
+                {
                     Some(existing) => duplicate_active(existing),
                     None => ApiError::from(e),
                 },
@@ -183,7 +187,11 @@ pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> 
     repository::referrals::find(db, &scope_for(principal), id).await?.ok_or_else(not_found)
 }
 
-pub async fn events(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<Vec<referral_event::Model>, ApiError> {
+pub async fn events(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Vec<referral_event::Model>, ApiError> {
     get(db, principal, id).await?;
     Ok(repository::referrals::events(db, id).await?)
 }
@@ -225,18 +233,16 @@ pub async fn list(
             })
         }
     };
-    let mut rows =
-        repository::referrals::list(db, &scope_for(principal), filter, req.order, after, req.limit).await?;
+    let mut rows = repository::referrals::list(db, &scope_for(principal), filter, req.order, after, req.limit).await?;
     let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = match (more, rows.last()) {
         (true, Some(last)) => {
             let key = match req.order {
-                ReferralOrder::UpdatedAt => vec![
-                    last.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    last.id.to_string(),
-                ],
+                ReferralOrder::UpdatedAt => {
+                    vec![last.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true), last.id.to_string()]
+                }
                 _ => vec![last.id.to_string()],
             };
             Some(cursors.encode(&Position { order: order_name(req.order).to_owned(), key }))
@@ -258,7 +264,12 @@ pub struct TransitionRequest {
 }
 
 /// Whether `principal` stands on `side` of `referral`.
-async fn stands_on(db: &impl ConnectionTrait, principal: &Principal, referral: &Model, side: Side) -> Result<bool, ApiError> {
+async fn stands_on(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    referral: &Model,
+    side: Side,
+) -> Result<bool, ApiError> {
     if principal.is_office() {
         return Ok(side != Side::System);
     }
@@ -297,7 +308,8 @@ pub async fn transition(
         };
         return Err(ApiError::forbidden(format!("Only {who} may {} a referral.", req.action)));
     }
-    let from = ReferralStatus::parse(&current.status).ok_or_else(|| ApiError::internal(anyhow::anyhow!("bad status")))?;
+    let from =
+        ReferralStatus::parse(&current.status).ok_or_else(|| ApiError::internal(anyhow::anyhow!("bad status")))?;
     let Some(to) = from.after(req.action) else {
         let mut allowed = Vec::new();
         for a in from.allowed_actions() {
@@ -355,7 +367,9 @@ fn check_fields(req: &TransitionRequest) -> Result<(), ApiError> {
         errors.push(FieldError::new("reason_code", format!("is required to {}", req.action)));
     }
     match (req.action, req.rejected_by.as_deref()) {
-        (ReferralAction::Reject, None) => errors.push(FieldError::new("rejected_by", "is required to reject: provider or client")),
+        (ReferralAction::Reject, None) => {
+            errors.push(FieldError::new("rejected_by", "is required to reject: provider or client"))
+        }
         (ReferralAction::Reject, Some("provider" | "client")) | (_, None) => {}
         (ReferralAction::Reject, Some(_)) => errors.push(FieldError::new("rejected_by", "must be provider or client")),
         (_, Some(_)) => errors.push(FieldError::new("rejected_by", "applies only to reject")),
@@ -375,24 +389,28 @@ fn check_fields(req: &TransitionRequest) -> Result<(), ApiError> {
 }
 
 /// Moves seats, waitlist and positions with the referral; `409` when full.
-async fn apply_counters(db: &impl ConnectionTrait, referral: &Model, from: ReferralStatus, to: ReferralStatus) -> Result<(), ApiError> {
-    match (referral.measure_id, referral.vacancy_id) {
-        (Some(m), _) => {
-            if !repository::referrals::adjust_measure(db, m, counter_change(from, to, true)).await? {
-                return Err(ApiError::new(
-                    Problem::CapacityExhausted,
-                    "The measure has no free seat; waitlist the referral instead.",
-                ));
-            }
-        }
-        (None, Some(v)) => {
-            if !repository::referrals::adjust_vacancy(db, v, counter_change(from, to, false)).await? {
-                return Err(ApiError::new(Problem::CapacityExhausted, "All positions of the vacancy are taken."));
-            }
-        }
-        _ => {}
+async fn apply_counters(
+    db: &impl ConnectionTrait,
+    referral: &Model,
+    from: ReferralStatus,
+    to: ReferralStatus,
+) -> Result<(), ApiError> {
+    let fits = match (referral.measure_id, referral.vacancy_id) {
+        (Some(m), _) => repository::referrals::adjust_measure(db, m, counter_change(from, to, true)).await?,
+        (None, Some(v)) => repository::referrals::adjust_vacancy(db, v, counter_change(from, to, false)).await?,
+        _ => true,
+    };
+    if fits {
+        return Ok(());
     }
-    Ok(())
+    Err(ApiError::new(
+        Problem::CapacityExhausted,
+        if referral.measure_id.is_some() {
+            "The measure has no free seat; waitlist the referral instead."
+        } else {
+            "All positions of the vacancy are taken."
+        },
+    ))
 }
 
 /// Moves `requested` / `on_hold` referrals untouched for `days` to
@@ -412,9 +430,14 @@ pub async fn expire_due(db: &DatabaseConnection, days: u32) -> Result<u64, ApiEr
             let Some(from) = ReferralStatus::parse(&referral.status) else { continue };
             let txn = db.begin().await?;
             let at = now();
-            let moved =
-                repository::referrals::set_status(&txn, &referral, ReferralStatus::Expired, &StatusFields::default(), at)
-                    .await?;
+            let moved = repository::referrals::set_status(
+                &txn,
+                &referral,
+                ReferralStatus::Expired,
+                &StatusFields::default(),
+                at,
+            )
+            .await?;
             if moved.is_some() {
                 apply_counters(&txn, &referral, from, ReferralStatus::Expired).await?;
                 repository::referrals::record_event(
@@ -445,6 +468,9 @@ pub async fn expire_due(db: &DatabaseConnection, days: u32) -> Result<u64, ApiEr
 }
 
 /// Referrals of a client with their histories (export).
-pub async fn of_client(db: &impl ConnectionTrait, client_id: Uuid) -> Result<Vec<(Model, Vec<referral_event::Model>)>, ApiError> {
+pub async fn of_client(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<Vec<(Model, Vec<referral_event::Model>)>, ApiError> {
     Ok(repository::referrals::of_client(db, client_id).await?)
 }

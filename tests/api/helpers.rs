@@ -228,3 +228,13 @@ pub async fn assert_problem(res: Response, status: u16, slug: &str) -> Value {
     assert_eq!(body["status"], status);
     body
 }
+
+/// The six roles of SPEC §2, in the column order of the authorization matrices.
+pub const ROLES: [&str; 6] = ["admin", "caseworker", "jobcenter", "provider", "employer", "analyst"];
+
+/// A caller with `role`; a provider principal acts for `provider_id` (its own
+/// record), employers and job centres for an organisation of their own.
+pub fn caller_acting_for(role: &'static str, provider_id: &str) -> Caller {
+    let caller = Caller::new(role);
+    if role == "provider" { caller.with_org(provider_id) } else { caller }
+}

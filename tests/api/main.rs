@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod code_lists;
 mod contract;
 mod errors;
 mod ops;
