@@ -47,6 +47,8 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Expire referrals unanswered for OSTWERK_REFERRAL_EXPIRY_DAYS (for cron; `serve` also does it).
+    ExpireReferrals,
     /// Replace the `districts` code list from a CSV file with the columns code,label_de,label_en.
     ImportDistricts { file: PathBuf },
 }
@@ -72,6 +74,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ImportDistricts { file } => import_districts(&settings, &file).await,
+        Command::ExpireReferrals => {
+            let db = db::connect(&settings).await?;
+            Migrator::up(&db, None).await?;
+            let n = crate::service::referrals::expire_due(&db, settings.referral_expiry_days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{n} referrals expired");
+            Ok(())
+        }
     }
 }
 

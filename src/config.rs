@@ -61,6 +61,10 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_REFERRAL_EXPIRY_DAYS", default_value_t = 30, global = true)]
     pub referral_expiry_days: u32,
 
+    /// Seconds between two runs of the referral expiry in `serve`.
+    #[arg(long, env = "OSTWERK_EXPIRY_INTERVAL_SECS", default_value_t = 300, global = true)]
+    pub expiry_interval_secs: u64,
+
     /// Allow webhook targets in loopback, private or link-local ranges.
     #[arg(long, env = "OSTWERK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
     pub webhook_allow_private: bool,

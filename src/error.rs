@@ -172,6 +172,10 @@ impl ApiError {
     pub fn conflict(problem: Problem, detail: impl Into<String>) -> Self {
         Self::new(problem, detail)
     }
+    /// `412`: the record changed between reading it and writing it.
+    pub fn stale(what: &str) -> Self {
+        Self::new(Problem::PreconditionFailed, format!("The {what} was changed concurrently; read it again and retry."))
+    }
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.len() {
             1 => format!("1 field is invalid: {}", errors[0].field),

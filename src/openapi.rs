@@ -34,6 +34,7 @@ pub const BEARER: &str = "bearer";
         (name = "vacancies", description = "Jobs, apprenticeships, internships and volunteer posts, searchable across employers."),
         (name = "providers", description = "Organisations that run measures (Träger)."),
         (name = "measures", description = "Training and activation measures (Maßnahmen) with their seats."),
+        (name = "referrals", description = "Referrals of clients into measures or to vacancies, with their status machine and history."),
         (name = "audit", description = "The append-only audit log of personal-data access (admin)."),
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),

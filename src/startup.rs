@@ -92,8 +92,10 @@ impl Application {
     /// Runs until SIGTERM/SIGINT; in-flight requests get the shutdown timeout to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let expiry = tokio::spawn(expire_referrals(self.state.clone()));
         let result = self.server.await;
         housekeeping.abort();
+        expiry.abort();
         result
     }
 }
@@ -117,6 +119,20 @@ async fn housekeeping(state: web::Data<AppState>) {
             Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
         }
         state.rate_limit.housekeeping();
+    }
+}
+
+/// Every few minutes: expire unanswered referrals (SPEC: after
+/// `OSTWERK_REFERRAL_EXPIRY_DAYS`). Safe with several instances.
+async fn expire_referrals(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.settings.expiry_interval_secs.max(1)));
+    loop {
+        tick.tick().await;
+        match crate::service::referrals::expire_due(&state.db, state.settings.referral_expiry_days).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "unanswered referrals expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "referral expiry failed"),
+        }
     }
 }
 

@@ -108,9 +108,12 @@ fn generic_detail(status: StatusCode) -> String {
 
 /// `Accept-Language` whose first preference is German.
 fn prefers_german(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
+    german_preferred(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()))
+}
+
+/// Whether an `Accept-Language` value puts German first (by q-value).
+pub fn german_preferred(accept_language: Option<&str>) -> bool {
+    accept_language
         .and_then(|v| {
             let mut langs: Vec<(f32, String)> = v
                 .split(',')

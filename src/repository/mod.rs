@@ -138,3 +138,20 @@ pub fn json_of<T: serde::Serialize>(value: &Option<T>) -> Option<serde_json::Val
 pub fn from_json<T: serde::de::DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
     value.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
 }
+
+/// Deletes row `id` if it is still at `version` (so a change landing between
+/// the caller's check and the delete is not deleted over). True if deleted.
+pub async fn delete_versioned<E, C>(
+    db: &C,
+    id_col: E::Column,
+    version_col: E::Column,
+    id: uuid::Uuid,
+    version: i32,
+) -> Result<bool, DbErr>
+where
+    E: sea_orm::EntityTrait,
+    C: sea_orm::ConnectionTrait,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(E::delete_many().filter(id_col.eq(id)).filter(version_col.eq(version)).exec(db).await?.rows_affected == 1)
+}

@@ -94,6 +94,6 @@ pub async fn update(
     super::update_versioned(db, model, Column::Id, Column::Version, id, version).await
 }
 
-pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
-    Ok(Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {
+    super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
 }

@@ -19,12 +19,13 @@ pub const MAX_LIMIT: u64 = 200;
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u64>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
-    #[param(pattern = "^-?created_at$")]
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first);
+    /// referrals also `updated_at` (oldest change first, for polling).
+    #[param(pattern = "^(-?created_at|updated_at)$")]
     pub sort: Option<String>,
 }
 
@@ -54,14 +55,23 @@ pub struct PageRequest {
 
 impl PageParams {
     pub fn validate(&self) -> Result<PageRequest, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        self.validate_allowing(&[])
+    }
+
+    /// Like `validate`, also accepting the extra sort orders a list offers.
+    pub fn validate_allowing(&self, extra_sorts: &[&str]) -> Result<PageRequest, ApiError> {
         let mut errors = Vec::new();
+        let limit = match self.limit.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(v) => v.parse::<u64>().unwrap_or(0),
+        };
         if !(1..=MAX_LIMIT).contains(&limit) {
             errors.push(FieldError::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
         }
         let order = match self.sort.as_deref() {
             None | Some("-created_at") => Order::NewestFirst,
             Some("created_at") => Order::OldestFirst,
+            Some(other) if extra_sorts.contains(&other) => Order::OldestFirst,
             Some(_) => {
                 errors.push(FieldError::new("sort", "must be -created_at or created_at"));
                 Order::NewestFirst

@@ -9,6 +9,7 @@ pub mod employers;
 pub mod measures;
 pub mod ops;
 pub mod providers;
+pub mod referrals;
 pub mod vacancies;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     employers::configure(cfg);
     vacancies::configure(cfg);
     measures::configure(cfg);
+    referrals::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
@@ -34,6 +36,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         employers::ACCESS,
         vacancies::ACCESS,
         measures::ACCESS,
+        referrals::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
     ]

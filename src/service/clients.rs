@@ -123,9 +123,9 @@ pub async fn update(
         return Err(duplicate(existing));
     }
     let _ = principal;
-    repository::clients::update(db, audit, current.id, current.version, fields).await?.ok_or_else(|| {
-        ApiError::new(Problem::PreconditionFailed, "The client was changed concurrently; read it again and retry.")
-    })
+    repository::clients::update(db, audit, current.id, current.version, fields)
+        .await?
+        .ok_or_else(|| ApiError::stale("client"))
 }
 
 /// `404` unless visible, `410` if erased — without reading personal data
@@ -185,6 +185,7 @@ pub struct ExportData {
     pub client: Model,
     pub consultations: Vec<consultation::Model>,
     pub audit_events: Vec<crate::entities::audit_event::Model>,
+    pub referrals: Vec<(crate::entities::referral::Model, Vec<crate::entities::referral_event::Model>)>,
 }
 
 pub async fn export(
@@ -196,5 +197,6 @@ pub async fn export(
     let client = get(db, audit, principal, id, action::CLIENT_EXPORT).await?;
     let consultations = repository::consultations::all_for(db, Subject::Client(id)).await?;
     let audit_events = repository::audit::for_client(db, id).await?;
-    Ok(ExportData { client, consultations, audit_events })
+    let referrals = repository::referrals::of_client(db, id).await?;
+    Ok(ExportData { client, consultations, audit_events, referrals })
 }

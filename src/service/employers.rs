@@ -90,11 +90,9 @@ pub async fn update(
     fields: &EmployerFields,
 ) -> Result<employer::Model, ApiError> {
     if_match.check(current.version)?;
-    repository::employers::update(db, current.id, current.version, fields).await?.ok_or_else(stale)
-}
-
-fn stale() -> ApiError {
-    ApiError::new(Problem::PreconditionFailed, "The record was changed concurrently; read it again and retry.")
+    repository::employers::update(db, current.id, current.version, fields)
+        .await?
+        .ok_or_else(|| ApiError::stale("employer"))
 }
 
 fn in_use(what: &str) -> impl FnOnce(&str) -> Option<ApiError> + '_ {
@@ -109,10 +107,10 @@ fn in_use(what: &str) -> impl FnOnce(&str) -> Option<ApiError> + '_ {
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
     let current = repository::employers::find(db, id).await?.ok_or_else(not_found)?;
     if_match.check(current.version)?;
-    let deleted = repository::employers::delete(db, id)
+    let deleted = repository::employers::delete(db, id, current.version)
         .await
         .map_err(|e| repository::constraint(e, |_| None, in_use("employer")))?;
-    if deleted { Ok(()) } else { Err(not_found()) }
+    if deleted { Ok(()) } else { Err(ApiError::stale("employer")) }
 }
 
 // --- vacancies ---
@@ -208,7 +206,9 @@ pub async fn update_vacancy(
             format!("must be at least the {} positions already filled", current.positions_filled),
         )]));
     }
-    repository::vacancies::update(db, current.id, current.version, fields).await?.ok_or_else(stale)
+    repository::vacancies::update(db, current.id, current.version, fields)
+        .await?
+        .ok_or_else(|| ApiError::stale("vacancy"))
 }
 
 pub async fn delete_vacancy(
@@ -219,10 +219,10 @@ pub async fn delete_vacancy(
 ) -> Result<(), ApiError> {
     let current = get_vacancy_for_change(db, principal, id).await?;
     if_match.check(current.version)?;
-    let deleted = repository::vacancies::delete(db, id)
+    let deleted = repository::vacancies::delete(db, id, current.version)
         .await
         .map_err(|e| repository::constraint(e, |_| None, in_use("vacancy")))?;
-    if deleted { Ok(()) } else { Err(vacancy_not_found()) }
+    if deleted { Ok(()) } else { Err(ApiError::stale("vacancy")) }
 }
 
 // --- counselling of employers ---

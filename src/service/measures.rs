@@ -108,9 +108,7 @@ pub async fn update(
     repository::measures::update(db, current.id, current.version, fields)
         .await
         .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?
-        .ok_or_else(|| {
-            ApiError::new(Problem::PreconditionFailed, "The measure was changed concurrently; read it again and retry.")
-        })
+        .ok_or_else(|| ApiError::stale("measure"))
 }
 
 pub async fn delete(
@@ -121,12 +119,12 @@ pub async fn delete(
 ) -> Result<(), ApiError> {
     let current = get_for_change(db, principal, id).await?;
     if_match.check(current.version)?;
-    let deleted = repository::measures::delete(db, id).await.map_err(|e| {
+    let deleted = repository::measures::delete(db, id, current.version).await.map_err(|e| {
         repository::constraint(
             e,
             |_| None,
             |_| Some(ApiError::new(Problem::InUse, "The measure has referrals; close it (status closed) instead.")),
         )
     })?;
-    if deleted { Ok(()) } else { Err(not_found()) }
+    if deleted { Ok(()) } else { Err(ApiError::stale("measure")) }
 }

@@ -52,20 +52,20 @@ pub async fn update<C: ConnectionTrait + TransactionTrait>(
     fields: &ProviderFields,
 ) -> Result<Model, ApiError> {
     if_match.check(current.version)?;
-    repository::providers::update(db, current.id, current.version, fields).await?.ok_or_else(|| {
-        ApiError::new(Problem::PreconditionFailed, "The provider was changed concurrently; read it again and retry.")
-    })
+    repository::providers::update(db, current.id, current.version, fields)
+        .await?
+        .ok_or_else(|| ApiError::stale("provider"))
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, if_match: &IfMatch) -> Result<(), ApiError> {
     let current = get(db, id).await?;
     if_match.check(current.version)?;
-    let deleted = repository::providers::delete(db, id).await.map_err(|e| {
+    let deleted = repository::providers::delete(db, id, current.version).await.map_err(|e| {
         repository::constraint(
             e,
             |_| None,
             |_| Some(ApiError::new(Problem::InUse, "The provider still has measures; close or move them first.")),
         )
     })?;
-    if deleted { Ok(()) } else { Err(ApiError::not_found(WHAT)) }
+    if deleted { Ok(()) } else { Err(ApiError::stale("provider")) }
 }

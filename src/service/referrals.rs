@@ -338,9 +338,9 @@ pub async fn transition(
         outcome: req.outcome.map(|o| o.as_str()),
         outcome_on: req.outcome_on,
     };
-    let updated = repository::referrals::set_status(db, &current, to, &fields, at).await?.ok_or_else(|| {
-        ApiError::new(Problem::PreconditionFailed, "The referral was changed concurrently; read it again and retry.")
-    })?;
+    let updated = repository::referrals::set_status(db, &current, to, &fields, at)
+        .await?
+        .ok_or_else(|| ApiError::stale("referral"))?;
     apply_counters(db, &current, from, to).await?;
     repository::referrals::record_event(
         db,

@@ -367,7 +367,7 @@ pub struct ClientExport {
     pub client: ClientDto,
     pub consultations: Vec<ConsultationDto>,
     /// Referrals of the client, each with its history.
-    pub referrals: Vec<serde_json::Value>,
+    pub referrals: Vec<crate::routes::referrals::dto::ReferralWithEvents>,
     /// Who read or changed the client's data, and when.
     pub audit_events: Vec<AuditEventDto>,
 }

@@ -11,6 +11,7 @@ use self::dto::{AuditEventDto, ClientDto, ClientExport, ClientInput, ClientQuery
 use super::common::{
     ListOf, PageParams, audit_context, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter,
 };
+use super::referrals::dto::{ReferralDto, ReferralEventDto, ReferralWithEvents};
 use crate::{
     auth::{Access, AuthUser, Role::*},
     domain::{
@@ -228,7 +229,14 @@ pub async fn export_client(
         exported_at: now(),
         client: ClientDto::from(&data.client),
         consultations: data.consultations.iter().map(ConsultationDto::from).collect(),
-        referrals: Vec::new(),
+        referrals: data
+            .referrals
+            .iter()
+            .map(|(r, events)| ReferralWithEvents {
+                referral: ReferralDto::new(r, None),
+                events: events.iter().map(ReferralEventDto::from).collect(),
+            })
+            .collect(),
         audit_events: data.audit_events.iter().map(AuditEventDto::from).collect(),
     };
     Ok(HttpResponse::Ok()

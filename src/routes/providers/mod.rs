@@ -137,6 +137,9 @@ pub async fn update_provider(
     let merged: ProviderInput = merge_patch(&ProviderInput::from(&current), &body.value)?;
     let districts = repository::districts::codes(&state.db).await?;
     let fields = merged.validate(|d| districts.contains(d))?;
+    if !user.is_office() && fields.azav_certified != current.azav_certified {
+        return Err(ApiError::forbidden("Only office staff may change the AZAV certification."));
+    }
     let model = providers::update(&state.db, &current, &if_match, &fields).await?;
     Ok(ok_with_etag(model.version, &ProviderDto::from(&model)))
 }
