@@ -45,6 +45,19 @@ pub enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// Fill the database: `--demo` for a realistic Leipzig-east data set,
+    /// `--clients N --referrals M` for load data.
+    Seed {
+        /// The demo data set (idempotent: a second run adds nothing).
+        #[arg(long)]
+        demo: bool,
+        /// Synthetic clients to add (batched).
+        #[arg(long, default_value_t = 0)]
+        clients: usize,
+        /// Synthetic referrals to add (needs clients).
+        #[arg(long, default_value_t = 0)]
+        referrals: usize,
+    },
     /// Print the OpenAPI document.
     Openapi,
     /// Expire referrals unanswered for OSTWERK_REFERRAL_EXPIRY_DAYS (for cron; `serve` also does it).
@@ -67,6 +80,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let secret = settings.jwt_secret.as_deref().context("OSTWERK_JWT_SECRET must be set to mint tokens")?;
             let roles: Vec<&str> = role.iter().map(String::as_str).collect();
             println!("{}", token(&settings, secret, &roles, org.as_deref(), &sub, ttl)?);
+            Ok(())
+        }
+        Command::Seed { demo, clients, referrals } => {
+            if !demo && clients == 0 && referrals == 0 {
+                bail!("say what to seed: --demo, or --clients N [--referrals M]");
+            }
+            let db = db::connect(&settings).await?;
+            Migrator::up(&db, None).await?;
+            if demo {
+                println!("{}", crate::seed::demo(&db).await?);
+            }
+            if clients > 0 || referrals > 0 {
+                println!("{}", crate::seed::bulk(&db, clients, referrals).await?);
+            }
             Ok(())
         }
         Command::Openapi => {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod openapi;
 pub mod repository;
 pub mod routes;
+pub mod seed;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -325,3 +325,33 @@ pub async fn eligibility_facts(
     }
     Ok(Some((m.status, tags::split(&m.target_groups), m.date_of_birth)))
 }
+
+/// Inserts many clients in one statement and audits them in one more
+/// (bulk loading: `ostwerk seed`). Returns the ids in input order.
+pub async fn insert_many(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    created_by_org: &str,
+    rows: &[ClientFields],
+) -> Result<Vec<Uuid>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let at = now();
+    let ids: Vec<Uuid> = rows.iter().map(|_| crate::domain::ids::new_id()).collect();
+    Entity::insert_many(rows.iter().zip(&ids).map(|(fields, id)| {
+        let mut model = active(fields);
+        model.id = Set(*id);
+        model.created_by_org = Set(created_by_org.to_owned());
+        model.erased_at = Set(None);
+        model.created_at = Set(at);
+        model.updated_at = Set(at);
+        model.version = Set(1);
+        model
+    }))
+    .exec_without_returning(db)
+    .await?;
+    let entries: Vec<AuditEntry> = ids.iter().map(|id| entry(action::CLIENT_CREATE, *id)).collect();
+    audit::record(db, audit_ctx, &entries).await?;
+    Ok(ids)
+}

@@ -1,0 +1,559 @@
+//! `ostwerk seed`: a realistic demo of Leipzig's eastern district, and large
+//! synthetic data sets for benchmarks. Every name is invented; nothing here
+//! is, or could be, a real person's data.
+use anyhow::Context;
+use chrono::{Duration, NaiveDate};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use uuid::Uuid;
+
+use crate::{
+    auth::{Principal, Role},
+    domain::{
+        audit::AuditContext,
+        clients::{ClientFields, Consent, ConsultationFields, Topic},
+        codes::{
+            ClientStatus, CodeList, ConsultationTopic, EducationLevel, EmployerConsultationTopic, EmployerNeed,
+            FundingType, MeasureKind, MeasureStatus, Outcome, ProviderKind, ReasonCode, ReferralAction,
+            SettlementStatus, TargetGroup, VacancyKind, VacancyStatus,
+        },
+        employers::{EmployerFields, VacancyFields},
+        ids::{new_id, now},
+        measures::MeasureFields,
+        providers::ProviderFields,
+        values::{Address, Contact},
+    },
+    http::IfMatch,
+    repository::{self, consultations::Subject},
+    service::referrals::{self, ReferralRequest, TransitionRequest},
+};
+
+const FIRST: &[&str] = &[
+    "Anna", "Ben", "Clara", "David", "Emma", "Finn", "Greta", "Hannes", "Ida", "Jonas", "Karla", "Leon", "Mia", "Noah",
+    "Olga", "Paul", "Rana", "Samir", "Tessa", "Ugur", "Vera", "Wanda", "Yusuf", "Zoe", "Ahmad", "Bettina", "Chiara",
+    "Dmytro", "Elif", "Fatima", "Gregor", "Heike", "Ilja", "Jana", "Kevin", "Lina", "Mehmet", "Nadine", "Oksana",
+    "Pascal", "Ronja", "Sven", "Tamara", "Uwe", "Viktoria", "Waltraud", "Xenia", "Yasmin",
+];
+const LAST: &[&str] = &[
+    "Albrecht",
+    "Brandt",
+    "Czerny",
+    "Dietrich",
+    "Engel",
+    "Fiedler",
+    "Görlitz",
+    "Hänsel",
+    "Illgen",
+    "Jähnig",
+    "Kaltofen",
+    "Lindner",
+    "Mros",
+    "Naumann",
+    "Oelschlägel",
+    "Pönitz",
+    "Quaas",
+    "Rühle",
+    "Schubert",
+    "Tietze",
+    "Uhlig",
+    "Vogel",
+    "Wünsche",
+    "Zschoche",
+    "Yilmaz",
+    "Kowalczyk",
+    "Haddad",
+    "Petrenko",
+    "Nguyen",
+    "Osei",
+];
+const STREETS: &[(&str, &str, &str)] = &[
+    ("Eisenbahnstraße", "04315", "21"),
+    ("Hermann-Liebmann-Straße", "04315", "20"),
+    ("Ludwigstraße", "04315", "20"),
+    ("Konradstraße", "04315", "21"),
+    ("Wurzner Straße", "04315", "21"),
+    ("Dresdner Straße", "04317", "30"),
+    ("Stötteritzer Straße", "04317", "30"),
+    ("Zweinaundorfer Straße", "04318", "22"),
+    ("Theodor-Neubauer-Straße", "04318", "22"),
+    ("Torgauer Straße", "04347", "11"),
+    ("Löbauer Straße", "04347", "11"),
+    ("Riesaer Straße", "04328", "24"),
+    ("Permoserstraße", "04318", "23"),
+    ("Portitzer Straße", "04318", "23"),
+];
+/// The office's area: the seven districts of the programme.
+const EAST: &[&str] = &["20", "21", "22", "23", "24", "30", "11"];
+const KLDB: &[&str] = &[
+    "29302", "29202", "51312", "51322", "62102", "63302", "71402", "81302", "82102", "83112", "25212", "34212",
+    "52122", "54101", "93102",
+];
+
+fn address(rng: &mut StdRng) -> (Address, String) {
+    let (street, postal, district) = *STREETS.choose(rng).unwrap_or(&STREETS[0]);
+    let address = Address {
+        street: Some(format!("{street} {}", rng.random_range(1..140))),
+        postal_code: Some(postal.to_owned()),
+        city: Some("Leipzig".to_owned()),
+    };
+    (address, district.to_owned())
+}
+
+fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
+    items[rng.random_range(0..items.len())]
+}
+
+fn some_of<T: Copy + PartialEq>(rng: &mut StdRng, items: &[T], max: usize) -> Vec<T> {
+    let n = rng.random_range(1..=max.min(items.len()));
+    let mut out = Vec::new();
+    while out.len() < n {
+        let v = pick(rng, items);
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn client(rng: &mut StdRng, n: usize, today: NaiveDate) -> ClientFields {
+    let first = pick(rng, FIRST);
+    let last = pick(rng, LAST);
+    let groups = some_of(rng, TargetGroup::ALL, 3);
+    let age = if groups.contains(&TargetGroup::Youth) || groups.contains(&TargetGroup::SchoolLeaver) {
+        rng.random_range(15..25)
+    } else {
+        rng.random_range(18..64)
+    };
+    let born = today - Duration::days(age * 365 + rng.random_range(0..365));
+    let (addr, district) = address(rng);
+    let share = rng.random_bool(0.7);
+    ClientFields {
+        external_id: Some(format!("DEMO-{n:06}")),
+        first_name: first.to_owned(),
+        last_name: last.to_owned(),
+        date_of_birth: Some(born),
+        email: rng.random_bool(0.6).then(|| format!("{}.{}{n}@example.org", first.to_lowercase(), ascii(last))),
+        phone: rng.random_bool(0.5).then(|| format!("+49 341 555 {:04}", rng.random_range(0..10_000))),
+        address: Some(addr),
+        district: Some(district),
+        target_groups: groups,
+        education_level: Some(pick(rng, EducationLevel::ALL)),
+        occupation_codes: vec![pick(rng, KLDB).to_owned()],
+        languages: if rng.random_bool(0.3) {
+            vec!["de".into(), pick(rng, &["ar", "uk", "ru", "tr", "vi", "fa"]).into()]
+        } else {
+            vec!["de".into()]
+        },
+        available_from: Some(today + Duration::days(rng.random_range(0..60))),
+        hours_per_week: Some(pick(rng, &[20, 25, 30, 35, 40])),
+        consent: Consent {
+            data_processing: true,
+            share_with_providers: share,
+            given_at: Some(now() - Duration::days(rng.random_range(1..300))),
+        },
+        status: if rng.random_bool(0.9) { ClientStatus::Active } else { ClientStatus::Inactive },
+    }
+}
+
+fn ascii(s: &str) -> String {
+    s.to_lowercase().replace('ä', "ae").replace('ö', "oe").replace('ü', "ue").replace('ß', "ss")
+}
+
+fn seed_principal() -> (Principal, AuditContext) {
+    let principal = Principal { sub: "ostwerk-seed".into(), iss: None, roles: vec![Role::Admin], org: None };
+    let audit = AuditContext {
+        actor: "ostwerk-seed".into(),
+        actor_org: Some("office".into()),
+        request_id: format!("seed-{}", new_id()),
+    };
+    (principal, audit)
+}
+
+/// The demo data set; a second run adds nothing.
+pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
+    let marker = new_id().to_string();
+    let stored = repository::server_keys::get_or_create(db, "seed_demo", || marker.clone()).await?;
+    if stored != marker {
+        return Ok("demo data already present; nothing added".to_owned());
+    }
+    let mut rng = StdRng::seed_from_u64(2003);
+    let (principal, audit) = seed_principal();
+    let today = now().date_naive();
+    let txn = db.begin().await?;
+
+    let providers = [
+        ("Bildungswerk Leipzig-Ost gGmbH", ProviderKind::TrainingProvider, true),
+        ("Werkstatt Neustadt e.V.", ProviderKind::Association, false),
+        ("Quartiersbetrieb Volkmarsdorf gGmbH", ProviderKind::SocialEnterprise, true),
+        ("Sprachschule am Rabet", ProviderKind::TrainingProvider, true),
+        ("Gründerhaus Ost", ProviderKind::Other, false),
+        ("Jugendwerkstatt Anger-Crottendorf e.V.", ProviderKind::Association, true),
+        ("Freiwilligenagentur Leipzig-Ost e.V.", ProviderKind::Association, false),
+    ];
+    let mut provider_ids = Vec::new();
+    for (name, kind, azav) in providers {
+        let (addr, district) = address(&mut rng);
+        let fields = ProviderFields {
+            name: name.into(),
+            kind,
+            azav_certified: azav,
+            address: Some(addr),
+            district: Some(district),
+            contact: Some(Contact {
+                name: Some(format!("{} {}", pick(&mut rng, FIRST), pick(&mut rng, LAST))),
+                email: Some(format!(
+                    "kontakt@{}.example",
+                    ascii(&name.split(' ').next().unwrap_or("traeger").to_lowercase())
+                )),
+                phone: Some("+49 341 555 0100".into()),
+            }),
+            website: Some("https://example.org".into()),
+        };
+        provider_ids.push(repository::providers::insert(&txn, new_id(), &fields).await?.id);
+    }
+
+    let measure_specs: &[(&str, MeasureKind, FundingType, &[TargetGroup], i32)] = &[
+        (
+            "Umschulung Fachkraft Lagerlogistik",
+            MeasureKind::VocationalTraining,
+            FundingType::Sgb3_81,
+            &[TargetGroup::Unemployed, TargetGroup::LongTermUnemployed],
+            12,
+        ),
+        ("Weiterbildung Pflegehilfe", MeasureKind::FurtherTraining, FundingType::Sgb3_81, &[], 15),
+        ("Aktiv im Quartier", MeasureKind::Activation, FundingType::Sgb2_16, &[TargetGroup::LongTermUnemployed], 20),
+        (
+            "Stadtteilservice Volkmarsdorf",
+            MeasureKind::JobCreation,
+            FundingType::Sgb2_16,
+            &[TargetGroup::LongTermUnemployed],
+            10,
+        ),
+        (
+            "Berufe entdecken",
+            MeasureKind::CareerOrientation,
+            FundingType::SozialeStadt,
+            &[TargetGroup::Youth, TargetGroup::SchoolLeaver],
+            16,
+        ),
+        ("Bewerbungswerkstatt Eisenbahnstraße", MeasureKind::ApplicationTraining, FundingType::Sgb3_45, &[], 8),
+        (
+            "Fit für die Ausbildung",
+            MeasureKind::ApprenticeshipPreparation,
+            FundingType::Esf,
+            &[TargetGroup::Youth, TargetGroup::SchoolLeaver, TargetGroup::Migrant],
+            14,
+        ),
+        ("Gründungscoaching Ost", MeasureKind::FoundingCoaching, FundingType::Esf, &[TargetGroup::Founder], 6),
+        ("Deutsch für den Beruf B1/B2", MeasureKind::LanguageCourse, FundingType::Other, &[TargetGroup::Migrant], 18),
+        ("Engagiert im Kiez", MeasureKind::VolunteerProgramme, FundingType::Municipal, &[TargetGroup::Volunteer], 25),
+        (
+            "Teilzeitqualifizierung für Alleinerziehende",
+            MeasureKind::FurtherTraining,
+            FundingType::Esf,
+            &[TargetGroup::SingleParent],
+            10,
+        ),
+        (
+            "Wiedereinstieg nach der Familienzeit",
+            MeasureKind::ApplicationTraining,
+            FundingType::Sgb3_45,
+            &[TargetGroup::Returner],
+            3,
+        ),
+    ];
+    let mut measure_ids = Vec::new();
+    for (i, (title, kind, funding, groups, capacity)) in measure_specs.iter().enumerate() {
+        let (addr, district) = address(&mut rng);
+        let start = today + Duration::days(rng.random_range(7..90));
+        let fields = MeasureFields {
+            provider_id: provider_ids[i % provider_ids.len()],
+            title: (*title).into(),
+            description: Some(format!("{title} – in kleinen Gruppen, wohnortnah im Leipziger Osten.")),
+            kind: *kind,
+            measure_number: Some(format!("962/{:03}/26", 100 + i)),
+            funding: *funding,
+            target_groups: groups.to_vec(),
+            occupation_codes: if matches!(kind, MeasureKind::VocationalTraining | MeasureKind::FurtherTraining) {
+                vec![pick(&mut rng, KLDB).into()]
+            } else {
+                Vec::new()
+            },
+            district: Some(district),
+            address: Some(addr),
+            start_date: Some(start),
+            end_date: Some(start + Duration::days(rng.random_range(30..300))),
+            hours_per_week: Some(pick(&mut rng, &[15, 20, 25, 30, 39])),
+            capacity: *capacity,
+            min_age: if groups.contains(&TargetGroup::Youth) { Some(15) } else { Some(18) },
+            max_age: if groups.contains(&TargetGroup::Youth) { Some(27) } else { None },
+            status: if i % 5 == 4 { MeasureStatus::Running } else { MeasureStatus::Open },
+        };
+        measure_ids.push(repository::measures::insert(&txn, new_id(), &fields).await?.id);
+    }
+
+    let employers: &[(&str, &str, &str, SettlementStatus, bool)] = &[
+        ("Bäckerei Sommer GmbH", "GmbH", "10.71", SettlementStatus::Established, true),
+        ("Fahrradwerkstatt Rabet UG", "UG (haftungsbeschränkt)", "95.29", SettlementStatus::Established, true),
+        ("Pflegedienst Ostwind GmbH", "GmbH", "88.10", SettlementStatus::Established, true),
+        ("Lager & Logistik Paunsdorf GmbH", "GmbH", "52.10", SettlementStatus::Established, false),
+        ("Café Konrad", "Einzelunternehmen", "56.10", SettlementStatus::Established, false),
+        ("Druckerei Anger KG", "KG", "18.12", SettlementStatus::Established, true),
+        ("Malerbetrieb Schönefeld GmbH", "GmbH", "43.34", SettlementStatus::Established, true),
+        ("Kita Sonnenblume gGmbH", "gGmbH", "88.91", SettlementStatus::Established, true),
+        ("Softwarehaus Neustadt GmbH", "GmbH", "62.01", SettlementStatus::Settling, false),
+        ("Manufaktur Ost eG", "eG", "32.99", SettlementStatus::Interested, false),
+        ("Biomarkt Reudnitz GmbH", "GmbH", "47.11", SettlementStatus::Interested, true),
+        ("Stadtteilladen Volkmarsdorf e.V.", "e.V.", "94.99", SettlementStatus::Established, false),
+    ];
+    let mut vacancy_count = 0;
+    let mut vacancy_ids = Vec::new();
+    let mut employer_ids = Vec::new();
+    for (i, (name, legal, sector, settlement, training)) in employers.iter().enumerate() {
+        let (addr, district) = address(&mut rng);
+        let fields = EmployerFields {
+            name: (*name).into(),
+            legal_form: Some((*legal).into()),
+            sector: Some((*sector).into()),
+            address: Some(addr),
+            district: Some(district.clone()),
+            employee_count: Some(rng.random_range(2..120)),
+            settlement_status: *settlement,
+            is_training_company: *training,
+            needs: some_of(&mut rng, EmployerNeed::ALL, 3),
+            contact: Some(Contact {
+                name: Some(format!("{} {}", pick(&mut rng, FIRST), pick(&mut rng, LAST))),
+                email: Some(format!("personal{i}@example.com")),
+                phone: Some(format!("+49 341 555 {:04}", 2000 + i)),
+            }),
+        };
+        let employer_id = repository::employers::insert(&txn, new_id(), &fields).await?.id;
+        employer_ids.push(employer_id);
+        let kinds: Vec<VacancyKind> = VacancyKind::ALL.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+        for kind in &kinds {
+            let title = match kind {
+                VacancyKind::Job => "Mitarbeiter:in (m/w/d)",
+                VacancyKind::Apprenticeship => "Ausbildungsplatz (m/w/d)",
+                VacancyKind::Internship => "Praktikum (4–8 Wochen)",
+                VacancyKind::Volunteer => "Ehrenamtliche Mitarbeit",
+            };
+            let fields = VacancyFields {
+                kind: *kind,
+                title: format!("{title} – {name}"),
+                occupation_code: pick(&mut rng, KLDB).into(),
+                description: Some("Wir freuen uns auf Bewerbungen aus dem Stadtteil.".into()),
+                hours_per_week: Some(pick(&mut rng, &[10, 20, 30, 40])),
+                start_date: Some(today + Duration::days(rng.random_range(14..200))),
+                positions: rng.random_range(1..4),
+                min_education_level: rng
+                    .random_bool(0.5)
+                    .then(|| pick(&mut rng, &[EducationLevel::LowerSecondary, EducationLevel::IntermediateSecondary])),
+                languages: vec!["de".into()],
+                district: Some(district.clone()),
+                status: VacancyStatus::Open,
+            };
+            vacancy_ids.push(repository::vacancies::insert(&txn, new_id(), employer_id, &fields).await?.id);
+            vacancy_count += 1;
+        }
+    }
+
+    let mut clients = Vec::new();
+    for n in 0..200 {
+        let mut c = client(&mut rng, n, today);
+        c.district = Some(pick(&mut rng, EAST).to_owned());
+        clients.push(c);
+    }
+    let client_ids = repository::clients::insert_many(&txn, &audit, "office", &clients).await?;
+
+    let mut consultations = 0;
+    for (i, id) in client_ids.iter().enumerate() {
+        for _ in 0..rng.random_range(0..3) {
+            let fields = ConsultationFields {
+                held_on: today - Duration::days(rng.random_range(1..200)),
+                topic: Topic::Client(pick(&mut rng, ConsultationTopic::ALL)),
+                duration_minutes: Some(pick(&mut rng, &[30, 45, 60, 90])),
+                notes: Some(
+                    pick(
+                        &mut rng,
+                        &[
+                            "Bewerbungsunterlagen besprochen.",
+                            "Interesse an Umschulung geklärt.",
+                            "Termin beim Träger vereinbart.",
+                            "Kinderbetreuung als Hürde besprochen.",
+                        ],
+                    )
+                    .into(),
+                ),
+                follow_up_on: (i % 3 == 0).then(|| today + Duration::days(14)),
+            };
+            repository::consultations::insert(&txn, &audit, Subject::Client(*id), "demo-caseworker", &fields).await?;
+            consultations += 1;
+        }
+    }
+    for id in &employer_ids {
+        let fields = ConsultationFields {
+            held_on: today - Duration::days(rng.random_range(1..120)),
+            topic: Topic::Employer(pick(&mut rng, EmployerConsultationTopic::ALL)),
+            duration_minutes: Some(60),
+            notes: Some("Bedarf an Fachkräften und Fördermöglichkeiten besprochen.".into()),
+            follow_up_on: None,
+        };
+        repository::consultations::insert(&txn, &audit, Subject::Employer(*id), "demo-caseworker", &fields).await?;
+        consultations += 1;
+    }
+    txn.commit().await?;
+
+    let referrals = demo_referrals(db, &principal, &audit, &mut rng, &client_ids, &measure_ids, &vacancy_ids).await?;
+    Ok(format!(
+        "demo data added: {} providers, {} measures, {} employers with {vacancy_count} vacancies, {} clients, {consultations} consultations, {referrals} referrals",
+        provider_ids.len(),
+        measure_ids.len(),
+        employer_ids.len(),
+        client_ids.len()
+    ))
+}
+
+/// Referrals in every status, made through the service so counters and
+/// histories are right. Ineligible picks are skipped.
+async fn demo_referrals(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    audit: &AuditContext,
+    rng: &mut StdRng,
+    clients: &[Uuid],
+    measures: &[Uuid],
+    vacancies: &[Uuid],
+) -> anyhow::Result<usize> {
+    let mut made = 0;
+    for (n, client_id) in clients.iter().enumerate().take(120) {
+        let to_measure = n % 3 != 0 || vacancies.is_empty();
+        let request = ReferralRequest {
+            client_id: *client_id,
+            measure_id: to_measure.then(|| pick(rng, measures)),
+            vacancy_id: (!to_measure).then(|| pick(rng, vacancies)),
+            external_id: Some(format!("DEMO-REF-{n:05}")),
+            note: None,
+        };
+        let txn = db.begin().await?;
+        let Ok(referral) = referrals::create(&txn, audit, principal, &request).await else {
+            continue;
+        };
+        txn.commit().await?;
+        made += 1;
+        let path: &[ReferralAction] = match n % 7 {
+            0 => &[],
+            1 => &[ReferralAction::Waitlist],
+            2 => &[ReferralAction::Accept],
+            3 => &[ReferralAction::Accept, ReferralAction::Start],
+            4 => &[ReferralAction::Accept, ReferralAction::Start, ReferralAction::Complete],
+            5 => &[ReferralAction::Reject],
+            _ => &[ReferralAction::Cancel],
+        };
+        for action in path {
+            let request = TransitionRequest {
+                action: *action,
+                reason_code: action.needs_reason().then(|| {
+                    pick(rng, &[ReasonCode::ClientDeclined, ReasonCode::NoCapacity, ReasonCode::NoLongerNeeded])
+                }),
+                reason_note: None,
+                rejected_by: (*action == ReferralAction::Reject).then(|| "provider".to_owned()),
+                outcome: (*action == ReferralAction::Complete).then(|| {
+                    pick(rng, &[Outcome::Employed, Outcome::Apprenticeship, Outcome::FurtherTraining, Outcome::None])
+                }),
+                outcome_on: None,
+            };
+            let txn = db.begin().await?;
+            if referrals::transition(&txn, principal, referral.id, &IfMatch::Absent, &request).await.is_err() {
+                break; // e.g. the measure filled up: the referral stays where it is
+            }
+            txn.commit().await?;
+        }
+    }
+    Ok(made)
+}
+
+/// `--clients N --referrals M`: bulk data for benchmarks, in batches of 1000.
+pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
+    let mut rng = StdRng::seed_from_u64(clients as u64 ^ 0x05_7e_4b);
+    let (principal, audit) = seed_principal();
+    let today = now().date_naive();
+    let started = std::time::Instant::now();
+    let mut ids = Vec::with_capacity(clients);
+    let mut n = 0;
+    while n < clients {
+        let size = (clients - n).min(1000);
+        let batch: Vec<ClientFields> = (n..n + size)
+            .map(|i| {
+                let mut c = client(&mut rng, i, today);
+                c.external_id = Some(format!("LOAD-{}-{i:07}", &new_id().simple().to_string()[..8]));
+                c
+            })
+            .collect();
+        let txn = db.begin().await?;
+        ids.extend(repository::clients::insert_many(&txn, &audit, "office", &batch).await?);
+        txn.commit().await?;
+        n += size;
+    }
+    let clients_took = started.elapsed();
+
+    let mut made = 0;
+    if referrals_wanted > 0 {
+        let provider = ProviderFields {
+            name: "Lasttest-Träger".into(),
+            kind: ProviderKind::Other,
+            azav_certified: false,
+            address: None,
+            district: None,
+            contact: None,
+            website: None,
+        };
+        let txn = db.begin().await?;
+        let provider_id = repository::providers::insert(&txn, new_id(), &provider).await?.id;
+        let mut measures = Vec::new();
+        for i in 0..20 {
+            let fields = MeasureFields {
+                provider_id,
+                title: format!("Lasttest-Maßnahme {i}"),
+                description: None,
+                kind: pick(&mut rng, MeasureKind::ALL),
+                measure_number: None,
+                funding: FundingType::Other,
+                target_groups: Vec::new(),
+                occupation_codes: vec![pick(&mut rng, KLDB).into()],
+                district: Some(pick(&mut rng, EAST).into()),
+                address: None,
+                start_date: Some(today + Duration::days(30)),
+                end_date: None,
+                hours_per_week: Some(20),
+                capacity: 1_000_000,
+                min_age: None,
+                max_age: None,
+                status: MeasureStatus::Open,
+            };
+            measures.push(repository::measures::insert(&txn, new_id(), &fields).await?.id);
+        }
+        txn.commit().await?;
+        let all_clients =
+            if ids.is_empty() { anyhow::bail!("--referrals needs clients: pass --clients too") } else { &ids };
+        for i in 0..referrals_wanted {
+            let request = ReferralRequest {
+                client_id: all_clients[i % all_clients.len()],
+                measure_id: Some(measures[(i / all_clients.len()) % measures.len()]),
+                vacancy_id: None,
+                external_id: None,
+                note: None,
+            };
+            let txn = db.begin().await?;
+            if referrals::create(&txn, &audit, &principal, &request).await.is_ok() {
+                made += 1;
+            }
+            txn.commit().await.context("commit")?;
+        }
+    }
+    Ok(format!(
+        "{} clients in {:.1} s, {made} referrals in {:.1} s total",
+        ids.len(),
+        clients_took.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    ))
+}
