@@ -25,7 +25,10 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
                 opts.foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    // FULL: a committed audit event survives a power cut too.
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                    // Erased personal data is overwritten on disk, not just unlinked.
+                    .pragma("secure_delete", "ON")
                     .create_if_missing(true)
             });
     } else {
