@@ -55,7 +55,9 @@ async fn main() {
         errors += e;
     }
     all.sort();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or_default()
+    };
     println!(
         "{} requests in {seconds} s = {:.0} req/s; errors {errors}; p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         all.len(),

@@ -8,5 +8,6 @@ pub mod ids;
 pub mod measures;
 pub mod providers;
 pub mod referrals;
+pub mod statistics;
 pub mod validate;
 pub mod values;

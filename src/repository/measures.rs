@@ -128,3 +128,8 @@ pub async fn update(
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {
     super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
 }
+
+/// Every measure (statistics and matching read them whole; there are few).
+pub async fn all(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
+    Entity::find().all(db).await
+}

@@ -10,6 +10,7 @@ pub mod measures;
 pub mod ops;
 pub mod providers;
 pub mod referrals;
+pub mod statistics;
 pub mod vacancies;
 
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -24,6 +25,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     vacancies::configure(cfg);
     measures::configure(cfg);
     referrals::configure(cfg);
+    statistics::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
@@ -37,6 +39,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         vacancies::ACCESS,
         measures::ACCESS,
         referrals::ACCESS,
+        statistics::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
     ]

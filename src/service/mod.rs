@@ -8,3 +8,4 @@ pub mod measures;
 pub mod paging;
 pub mod providers;
 pub mod referrals;
+pub mod statistics;

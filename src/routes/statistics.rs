@@ -1,0 +1,117 @@
+//! `/api/v1/statistics`: anonymised demand and outcomes (no personal data;
+//! counts below `OSTWERK_STATS_MIN_CELL` are suppressed).
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    auth::{Access, AuthUser, Role::*},
+    error::{ApiError, FieldError},
+    service::statistics::{self, DemandQuery, DemandReport, Dim, OutcomeGroup, OutcomeReport},
+    startup::AppState,
+};
+
+pub const DEMAND: Access = Access::new("get_demand_statistics", &[Admin, Caseworker, Jobcenter, Provider, Analyst]);
+pub const OUTCOMES: Access = Access::new("get_outcome_statistics", &[Admin, Caseworker, Jobcenter, Provider, Analyst]);
+pub const ACCESS: &[&Access] = &[&DEMAND, &OUTCOMES];
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_demand_statistics).service(get_outcome_statistics);
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DemandParams {
+    /// Comma list of `district`, `target_group`, `occupation_field` (first two KldB digits), `measure_kind`.
+    #[param(example = "district,target_group")]
+    pub group_by: Option<String>,
+    /// Only this district.
+    pub district: Option<String>,
+    /// Referrals created at or after (date `YYYY-MM-DD` or RFC 3339).
+    pub from: Option<String>,
+    /// Referrals created before (date `YYYY-MM-DD` or RFC 3339).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutcomeParams {
+    /// `measure_kind` (default), `provider` or `funding`.
+    pub group_by: Option<String>,
+    /// Referrals created at or after (date or RFC 3339).
+    pub from: Option<String>,
+    /// Referrals created before (date or RFC 3339).
+    pub to: Option<String>,
+}
+
+/// A date (midnight UTC) or an RFC 3339 timestamp; `400` otherwise.
+fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    DateTime::parse_from_rfc3339(v).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
+        ApiError::bad_request("Invalid query parameters.")
+            .with_errors(vec![FieldError::new(field, "must be a date YYYY-MM-DD or an RFC 3339 timestamp")])
+    })
+}
+
+/// Demand by district, target group, occupation field, measure kind
+///
+/// Per row: active `clients`, `referrals_requested`, `referrals_active`,
+/// `seats_offered` and `seats_free` of measures not closed, and
+/// `unserved_clients` (active clients with no active referral). A count from
+/// 1 to `min_cell − 1` is `null` and the row says `"suppressed": true`; a
+/// total is `null` when it would reveal a suppressed cell. Client and
+/// referral counts use the client's district, target groups and occupation
+/// fields; seats use the measure's. Anonymous: no personal data ever.
+#[utoipa::path(
+    tag = "statistics",
+    params(DemandParams),
+    responses((status = 200, description = "The demand table", body = DemandReport)),
+)]
+#[get("/statistics/demand")]
+pub async fn get_demand_statistics(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<DemandParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&DEMAND)?;
+    let q = query.into_inner();
+    let query = DemandQuery {
+        group_by: Dim::parse_list(q.group_by.as_deref())?,
+        district: q.district.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty()),
+        from: instant("from", q.from.as_deref())?,
+        to: instant("to", q.to.as_deref())?,
+    };
+    let report = statistics::demand(&state.db, &query, u64::from(state.settings.stats_min_cell)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Outcomes by measure kind, provider or funding
+///
+/// Per group: `referrals`, `acceptance_rate`, `completion_rate`,
+/// `dropout_rate` and `employment_share` (completions with outcome
+/// `employed`, `apprenticeship` or `self_employed`). Rates over fewer than
+/// `min_cell` referrals are `null` (`"suppressed": true`).
+#[utoipa::path(
+    tag = "statistics",
+    params(OutcomeParams),
+    responses((status = 200, description = "The outcome table", body = OutcomeReport)),
+)]
+#[get("/statistics/outcomes")]
+pub async fn get_outcome_statistics(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<OutcomeParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&OUTCOMES)?;
+    let q = query.into_inner();
+    let group = OutcomeGroup::parse(q.group_by.as_deref())?;
+    let from = instant("from", q.from.as_deref())?;
+    let to = instant("to", q.to.as_deref())?;
+    let report = statistics::outcomes(&state.db, group, from, to, u64::from(state.settings.stats_min_cell)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
