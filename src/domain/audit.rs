@@ -24,6 +24,7 @@ pub mod action {
     pub const CLIENT_LIST: &str = "client.list";
     pub const CLIENT_UPDATE: &str = "client.update";
     pub const CLIENT_EXPORT: &str = "client.export";
+    pub const CLIENT_MATCHES: &str = "client.matches";
     pub const CLIENT_ERASE: &str = "client.erase";
     pub const CONSULTATION_LIST: &str = "consultation.list";
     pub const CONSULTATION_CREATE: &str = "consultation.create";

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod codes;
 pub mod employers;
 pub mod ids;
+pub mod matching;
 pub mod measures;
 pub mod providers;
 pub mod referrals;

@@ -97,3 +97,8 @@ pub async fn update(
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {
     super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
 }
+
+/// Every open vacancy (matching ranks them in memory).
+pub async fn open(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
+    Entity::find().filter(Column::Status.eq(crate::domain::codes::VacancyStatus::Open.as_str())).all(db).await
+}

@@ -4,6 +4,7 @@ pub mod clients;
 pub mod cursor;
 pub mod employers;
 pub mod idempotency;
+pub mod matching;
 pub mod measures;
 pub mod paging;
 pub mod providers;

@@ -38,8 +38,9 @@ pub const ERASE: Access = Access::new("erase_client", &[Admin]);
 pub const EXPORT: Access = Access::new("export_client", &[Admin, Caseworker]);
 pub const LIST_CONSULTATIONS: Access = Access::new("list_client_consultations", &[Admin, Caseworker]);
 pub const CREATE_CONSULTATION: Access = Access::new("create_client_consultation", &[Admin, Caseworker]);
+pub const MATCHES: Access = Access::new("list_client_matches", &[Admin, Caseworker, Jobcenter]);
 pub const ACCESS: &[&Access] =
-    &[&LIST, &GET, &CREATE, &UPDATE, &ERASE, &EXPORT, &LIST_CONSULTATIONS, &CREATE_CONSULTATION];
+    &[&LIST, &GET, &CREATE, &UPDATE, &ERASE, &EXPORT, &LIST_CONSULTATIONS, &CREATE_CONSULTATION, &MATCHES];
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_clients)
@@ -49,7 +50,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(erase_client)
         .service(export_client)
         .service(list_client_consultations)
-        .service(create_client_consultation);
+        .service(create_client_consultation)
+        .service(list_client_matches);
 }
 
 const GONE: &str = "The client was erased";
@@ -299,4 +301,106 @@ pub async fn create_client_consultation(
         created(format!("/api/v1/clients/{client_id}/consultations/{}", model.id), &ConsultationDto::from(&model))
     })
     .await
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MatchParams {
+    /// `measure` or `vacancy`; both when absent.
+    pub kind: Option<String>,
+    /// How many, 1–50 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]
+    pub limit: Option<String>,
+}
+
+/// Rank measures and vacancies for a client
+///
+/// Open measures with a free seat the client is eligible for (target groups,
+/// age), and open vacancies whose education and language requirements the
+/// client meets, best first, each with a `score` and its `reasons`. A job
+/// centre may ask for its own clients. Audited as `client.matches`.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id"), MatchParams),
+    responses(
+        (status = 200, description = "Ranked matches", body = ListOf<MatchDto>),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/clients/{id}/matches")]
+pub async fn list_client_matches(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+    query: web::Query<MatchParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&MATCHES)?;
+    let q = query.into_inner();
+    let (measures, vacancies) = match q.kind.as_deref().map(str::trim) {
+        None | Some("") => (true, true),
+        Some("measure") => (true, false),
+        Some("vacancy") => (false, true),
+        Some(_) => return Err(bad_param("kind", "must be measure or vacancy")),
+    };
+    let limit = match q.limit.as_deref().map(str::trim) {
+        None | Some("") => 10,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=50).contains(n))
+            .ok_or_else(|| bad_param("limit", "must be between 1 and 50"))?,
+    };
+    let audit = audit_context(&user, &req);
+    let found =
+        crate::service::matching::for_client(&state.db, &audit, &user, id.into_inner(), measures, vacancies, limit)
+            .await?;
+    let items: Vec<MatchDto> = found.into_iter().map(MatchDto::from).collect();
+    Ok(HttpResponse::Ok().json(ListOf { items, next_cursor: None }))
+}
+
+fn bad_param(field: &str, message: &str) -> ApiError {
+    ApiError::bad_request("Invalid query parameters.").with_errors(vec![crate::error::FieldError::new(field, message)])
+}
+
+/// One ranked match.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MatchDto {
+    /// `measure` or `vacancy`.
+    pub kind: &'static str,
+    pub id: Uuid,
+    pub title: String,
+    /// Higher is better (0–100).
+    pub score: u32,
+    pub reasons: Vec<crate::domain::matching::Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measure: Option<super::measures::dto::MeasureDto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vacancy: Option<super::employers::dto::VacancyDto>,
+}
+
+impl From<crate::service::matching::Match> for MatchDto {
+    fn from(m: crate::service::matching::Match) -> Self {
+        use crate::service::matching::Candidate;
+        match m.candidate {
+            Candidate::Measure(x) => Self {
+                kind: "measure",
+                id: x.id,
+                title: x.title.clone(),
+                score: m.score,
+                reasons: m.reasons,
+                measure: Some(super::measures::dto::MeasureDto::from(&x)),
+                vacancy: None,
+            },
+            Candidate::Vacancy(x) => Self {
+                kind: "vacancy",
+                id: x.id,
+                title: x.title.clone(),
+                score: m.score,
+                reasons: m.reasons,
+                measure: None,
+                vacancy: Some(super::employers::dto::VacancyDto::from(&x)),
+            },
+        }
+    }
 }
