@@ -106,9 +106,10 @@ pub async fn list(
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }
 
+/// Changes `current`, which the caller read with [`get`] under
+/// `client.update` in the same transaction (that read is the change's audit event).
 pub async fn update(
     db: &impl ConnectionTrait,
-    audit: &AuditContext,
     principal: &Principal,
     current: &Model,
     if_match: &IfMatch,
@@ -123,7 +124,7 @@ pub async fn update(
         return Err(duplicate(existing));
     }
     let _ = principal;
-    repository::clients::update(db, audit, current.id, current.version, fields).await?.ok_or_else(|| {
+    repository::clients::update(db, current.id, current.version, fields).await?.ok_or_else(|| {
         ApiError::new(Problem::PreconditionFailed, "The client was changed concurrently; read it again and retry.")
     })
 }
