@@ -27,9 +27,25 @@ pub fn constraint(
     let mapped = match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(msg)) => on_unique(&msg),
         Some(SqlErr::ForeignKeyConstraintViolation(msg)) => on_foreign_key(&msg),
-        _ => None,
+        _ => sqlite_restrict_violation(&err).and_then(|msg| on_foreign_key(&msg)),
     };
     mapped.unwrap_or_else(|| ApiError::from(err))
+}
+
+/// SQLite reports a delete refused by an `ON DELETE RESTRICT` foreign key
+/// as `SQLITE_CONSTRAINT_TRIGGER` (1811), not `SQLITE_CONSTRAINT_FOREIGNKEY`
+/// (787), and `DbErr::sql_err` knows only the latter — without this, deleting
+/// a referenced record was a `500` on SQLite and a `409` on PostgreSQL.
+fn sqlite_restrict_violation(err: &DbErr) -> Option<String> {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return None;
+    };
+    let sqlx::Error::Database(db) = &**e else { return None };
+    (db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db.code().as_deref() == Some("1811")
+        && db.message().contains("FOREIGN KEY constraint failed"))
+    .then(|| db.message().to_owned())
 }
 
 /// A unique violation (for callers that only need a yes/no).
