@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod clients;
 mod contract;
+mod employers;
 mod errors;
 mod ops;
 mod providers;
