@@ -10,5 +10,6 @@ mod clients;
 mod contract;
 mod employers;
 mod errors;
+mod measures;
 mod ops;
 mod providers;
