@@ -145,7 +145,12 @@ pub async fn erase(
     id: Uuid,
 ) -> Result<(), ApiError> {
     ensure_present(db, principal, id).await?;
-    if repository::clients::erase(db, audit, id).await? { Ok(()) } else { Err(gone()) }
+    if !repository::clients::erase(db, audit, id).await? {
+        return Err(gone());
+    }
+    // Replayable create responses are copies of the erased data (the path is the one the routes put in `Location`).
+    repository::idempotency::erase_responses_under(db, &format!("/api/v1/clients/{id}")).await?;
+    Ok(())
 }
 
 pub async fn add_consultation(
