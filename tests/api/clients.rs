@@ -589,6 +589,62 @@ async fn erasure_destroys_personal_fields_and_notes_in_the_database_but_keeps_th
     assert_eq!(rows[0].try_get::<String>("", "target_groups").unwrap(), "|unemployed|single_parent|");
 }
 
+#[tokio::test]
+async fn replaying_the_create_of_an_erased_client_answers_410_without_personal_data() {
+    // Arrange: a job centre pushes a client with a key; the client is then erased.
+    let app = spawn_app().await;
+    let jc = jobcenter("jc-leipzig");
+    let push = || {
+        app.request(Method::POST, CLIENTS, Some(&jc)).header("idempotency-key", "push-4711").json(&client_body()).send()
+    };
+    let created: Value = push().await.unwrap().json().await.unwrap();
+    assert_eq!(app.delete(&format!("{CLIENTS}/{}", id_of(&created)), &admin()).await.status(), 204);
+
+    // Act
+    let replay = push().await.unwrap();
+
+    // Assert
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let problem = assert_problem(replay, 410, "gone").await;
+    assert!(!problem.to_string().contains("Beispiel"), "{problem}");
+}
+
+#[tokio::test]
+async fn erasure_leaves_no_personal_data_in_stored_idempotent_responses() {
+    // Arrange: the client and a consultation are created with Idempotency-Keys.
+    let app = spawn_app().await;
+    let cw = caseworker();
+    let created: Value = app
+        .request(Method::POST, CLIENTS, Some(&cw))
+        .header("idempotency-key", "client-1")
+        .json(&client_body())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = id_of(&created);
+    let logged = app
+        .request(Method::POST, &format!("{CLIENTS}/{id}/consultations"), Some(&cw))
+        .header("idempotency-key", "consultation-1")
+        .json(&consultation_body("Lebenslauf überarbeitet."))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged.status(), 201);
+
+    // Act
+    assert_eq!(app.delete(&format!("{CLIENTS}/{id}"), &admin()).await.status(), 204);
+
+    // Assert
+    let db = app.db().await;
+    let sql = "SELECT COUNT(*) AS n FROM idempotency_keys \
+               WHERE response_body LIKE '%Beispiel%' OR response_body LIKE '%Lebenslauf%'";
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "stored responses still hold the erased client's data");
+}
+
 // --- authorization matrix ---
 
 #[tokio::test]
