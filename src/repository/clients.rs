@@ -160,8 +160,8 @@ pub async fn list(
     if let Some(q) = &filter.q {
         select = select.filter(
             Condition::any()
-                .add(super::name_contains(Column::FirstName, q))
-                .add(super::name_contains(Column::LastName, q)),
+                .add(super::name_contains(db.get_database_backend(), Column::FirstName, q))
+                .add(super::name_contains(db.get_database_backend(), Column::LastName, q)),
         );
     }
     let rows = super::keyset(db, select, Column::Id, after, newest_first, limit).await?;

@@ -89,15 +89,56 @@ where
     select.limit(limit + 1).all(db).await
 }
 
-/// Case-insensitive "name contains" on both backends (`LIKE` is
-/// case-insensitive only for ASCII on SQLite, so both sides are lowered).
-pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_orm::sea_query::SimpleExpr {
+/// Case-insensitive "name contains" on both backends.
+///
+/// PostgreSQL's `lower()` folds Unicode (under a UTF-8 locale), so both sides are lowered.
+/// SQLite's `lower()` and `LIKE` fold ASCII only — "öz" would never find
+/// "Öztürk" — so there the needle becomes a `GLOB` (case-sensitive) whose
+/// every cased letter is a class of its case variants: `*[öÖ][zZ]*`.
+pub fn name_contains<C: sea_orm::ColumnTrait>(
+    backend: sea_orm::DbBackend,
+    column: C,
+    needle: &str,
+) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::{
         ExprTrait,
-        sea_query::{Expr, Func, LikeExpr},
+        sea_query::{BinOper, Expr, Func, LikeExpr},
     };
+    if backend == sea_orm::DbBackend::Sqlite {
+        return Expr::col(column.as_column_ref()).binary(BinOper::Custom("GLOB"), Expr::val(glob_any_case(needle)));
+    }
     let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// `*<needle>*` as a SQLite `GLOB` matching any case: a letter becomes a
+/// class of itself and its one-character lower and upper case; a GLOB
+/// special character becomes a class of itself, so it matches literally.
+fn glob_any_case(needle: &str) -> String {
+    fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        }
+    }
+    let mut pattern = String::from("*");
+    for c in needle.chars() {
+        let mut variants = vec![c];
+        for v in [single(c.to_lowercase()), single(c.to_uppercase())].into_iter().flatten() {
+            if !variants.contains(&v) {
+                variants.push(v);
+            }
+        }
+        if variants.len() == 1 && !matches!(c, '*' | '?' | '[' | ']') {
+            pattern.push(c);
+        } else {
+            pattern.push('[');
+            pattern.extend(variants);
+            pattern.push(']');
+        }
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// Writes the `Set` fields of `model` to row `id` if it is still at `version`
@@ -133,4 +174,15 @@ pub fn json_of<T: serde::Serialize>(value: &Option<T>) -> Option<serde_json::Val
 /// Reads a JSON column back into its value type.
 pub fn from_json<T: serde::de::DeserializeOwned>(value: &Option<serde_json::Value>) -> Option<T> {
     value.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_any_case;
+
+    #[test]
+    fn glob_matches_every_case_of_letters_and_specials_literally() {
+        assert_eq!(glob_any_case("Öz"), "*[Öö][zZ]*");
+        assert_eq!(glob_any_case("a*?]ß 1"), "*[aA][*][?][]]ß 1*");
+    }
 }
