@@ -271,6 +271,22 @@ async fn client_filters_select_the_matching_clients() {
 }
 
 #[tokio::test]
+async fn name_search_ignores_case_beyond_ascii() {
+    // Arrange
+    let app = spawn_app().await;
+    let cw = caseworker();
+    let omer = app.create_client(&cw, &client_body_with(json!({"first_name": "Ömer", "last_name": "Öztürk"}))).await;
+    app.create_client(&cw, &client_body_with(json!({"external_id": null, "first_name": "Olena", "last_name": "Oz"})))
+        .await;
+
+    // Act + Assert
+    for q in ["öztürk", "ÖZTÜRK", "Öz", "ömer", "ÖMER", "ztür"] {
+        let found = items(&app, &format!("{CLIENTS}?q={q}"), &cw).await;
+        assert_eq!(ids(&found), [id_of(&omer)], "?q={q}");
+    }
+}
+
+#[tokio::test]
 async fn unknown_filter_codes_are_a_400() {
     let app = spawn_app().await;
 
