@@ -165,6 +165,18 @@ async fn job_centre_sees_only_the_public_part_of_employers() {
 }
 
 #[tokio::test]
+async fn job_centre_cannot_learn_non_public_fields_through_filters() {
+    let app = spawn_app().await;
+    app.create_employer("Bäckerei Sommer GmbH").await;
+    let jc = Caller::new("jobcenter");
+
+    for query in ["need=recruiting", "settlement_status=established"] {
+        let res = app.get(&format!("{EMPLOYERS}?{query}"), &jc).await;
+        assert_problem(res, 403, "forbidden").await;
+    }
+}
+
+#[tokio::test]
 async fn employer_filters_select_the_matching_employers() {
     let app = spawn_app().await;
     app.create_employer("Bäckerei Sommer GmbH").await;
