@@ -160,8 +160,8 @@ pub async fn list(
     if let Some(q) = &filter.q {
         select = select.filter(
             Condition::any()
-                .add(super::name_contains(Column::FirstName, q))
-                .add(super::name_contains(Column::LastName, q)),
+                .add(super::name_contains(db.get_database_backend(), Column::FirstName, q))
+                .add(super::name_contains(db.get_database_backend(), Column::LastName, q)),
         );
     }
     let rows = super::keyset(db, select, Column::Id, after, newest_first, limit).await?;
@@ -176,9 +176,13 @@ pub async fn list(
 }
 
 /// Writes `fields` if the row is still at `version`; `None` when it moved on.
+///
+/// Records no audit event of its own: a change starts with [`find`] under
+/// `client.update` in the same transaction, and that is the one event of the
+/// change (a second one here logged every PATCH twice). Should the change
+/// fail, the transaction takes the event back — and nothing was disclosed.
 pub async fn update(
     db: &impl ConnectionTrait,
-    audit_ctx: &AuditContext,
     id: Uuid,
     version: i32,
     fields: &ClientFields,
@@ -196,7 +200,6 @@ pub async fn update(
     if result.rows_affected == 0 {
         return Ok(None);
     }
-    audit::record(db, audit_ctx, &[entry(action::CLIENT_UPDATE, id)]).await?;
     Entity::find_by_id(id).one(db).await
 }
 

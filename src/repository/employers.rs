@@ -73,7 +73,7 @@ pub async fn list(
         select = select.filter(Column::IsTrainingCompany.eq(v));
     }
     if let Some(q) = &f.q {
-        select = select.filter(super::name_contains(Column::Name, q));
+        select = select.filter(super::name_contains(db.get_database_backend(), Column::Name, q));
     }
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }

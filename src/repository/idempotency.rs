@@ -1,7 +1,8 @@
 //! Storage of Idempotency-Keys (table `idempotency_keys`).
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    sea_query::Expr,
 };
 
 use crate::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
@@ -69,6 +70,25 @@ pub async fn complete(
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// GDPR Art. 17: the stored responses of creates at or under `location` (a
+/// client and its consultations) are copies of personal data. They become a
+/// bodyless `410`, so a replay of such a create answers `gone` instead of
+/// handing out the erased data, and a retry does not create the client anew.
+pub async fn erase_responses_under(db: &impl ConnectionTrait, location: &str) -> Result<u64, DbErr> {
+    Entity::update_many()
+        .col_expr(Column::StatusCode, Expr::value(410))
+        .col_expr(Column::ResponseBody, Expr::value(Option::<String>::None))
+        .col_expr(Column::Location, Expr::value(Option::<String>::None))
+        .filter(
+            Condition::any()
+                .add(Column::Location.eq(location))
+                .add(Column::Location.starts_with(format!("{location}/"))),
+        )
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
 }
 
 pub async fn release(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<(), DbErr> {

@@ -108,7 +108,7 @@ pub async fn list(
         select = select.filter(tags::any_starts_with(Column::OccupationCodes, v));
     }
     if let Some(q) = &f.q {
-        select = select.filter(super::name_contains(Column::Title, q));
+        select = select.filter(super::name_contains(db.get_database_backend(), Column::Title, q));
     }
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }

@@ -28,9 +28,25 @@ pub fn constraint(
     let mapped = match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(msg)) => on_unique(&msg),
         Some(SqlErr::ForeignKeyConstraintViolation(msg)) => on_foreign_key(&msg),
-        _ => None,
+        _ => sqlite_restrict_violation(&err).and_then(|msg| on_foreign_key(&msg)),
     };
     mapped.unwrap_or_else(|| ApiError::from(err))
+}
+
+/// SQLite reports a delete refused by an `ON DELETE RESTRICT` foreign key
+/// as `SQLITE_CONSTRAINT_TRIGGER` (1811), not `SQLITE_CONSTRAINT_FOREIGNKEY`
+/// (787), and `DbErr::sql_err` knows only the latter — without this, deleting
+/// a referenced record was a `500` on SQLite and a `409` on PostgreSQL.
+fn sqlite_restrict_violation(err: &DbErr) -> Option<String> {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return None;
+    };
+    let sqlx::Error::Database(db) = &**e else { return None };
+    (db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db.code().as_deref() == Some("1811")
+        && db.message().contains("FOREIGN KEY constraint failed"))
+    .then(|| db.message().to_owned())
 }
 
 /// A unique violation (for callers that only need a yes/no).
@@ -74,34 +90,56 @@ where
     select.limit(limit + 1).all(db).await
 }
 
-/// Case-insensitive "name contains" on both backends (`LIKE` is
-/// case-insensitive only for ASCII on SQLite, so both sides are lowered).
+/// Case-insensitive "name contains" on both backends.
 ///
-/// SQLite's `lower()` folds ASCII only, so `Östliche` stays `Östliche` and a
-/// search for `östliche` (or even `Östliche`, lowered here) would miss it.
-/// The capitals of the needle's non-ASCII letters are therefore folded in
-/// SQL with `replace()` as well; on PostgreSQL that is a no-op. (Rejected:
-/// a REGEXP function, which needs a driver feature and differs per backend.)
-pub fn name_contains<C: sea_orm::ColumnTrait>(column: C, needle: &str) -> sea_orm::sea_query::SimpleExpr {
+/// PostgreSQL's `lower()` folds Unicode (under a UTF-8 locale), so both sides are lowered.
+/// SQLite's `lower()` and `LIKE` fold ASCII only — "öz" would never find
+/// "Öztürk" — so there the needle becomes a `GLOB` (case-sensitive) whose
+/// every cased letter is a class of its case variants: `*[öÖ][zZ]*`.
+pub fn name_contains<C: sea_orm::ColumnTrait>(
+    backend: sea_orm::DbBackend,
+    column: C,
+    needle: &str,
+) -> sea_orm::sea_query::SimpleExpr {
     use sea_orm::{
         ExprTrait,
-        sea_query::{Expr, Func, LikeExpr, SimpleExpr},
+        sea_query::{BinOper, Expr, Func, LikeExpr},
     };
-    let needle = needle.to_lowercase();
-    let mut haystack: SimpleExpr = Func::lower(Expr::col(column.as_column_ref())).into();
-    let mut folded = Vec::new();
-    for lower in needle.chars().filter(|c| !c.is_ascii()) {
-        let mut upper = lower.to_uppercase();
-        if let (Some(capital), None) = (upper.next(), upper.next())
-            && capital != lower
-            && !folded.contains(&capital)
-        {
-            folded.push(capital);
-            haystack = Func::cust("replace").arg(haystack).arg(capital.to_string()).arg(lower.to_string()).into();
+    if backend == sea_orm::DbBackend::Sqlite {
+        return Expr::col(column.as_column_ref()).binary(BinOper::Custom("GLOB"), Expr::val(glob_any_case(needle)));
+    }
+    let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// `*<needle>*` as a SQLite `GLOB` matching any case: a letter becomes a
+/// class of itself and its one-character lower and upper case; a GLOB
+/// special character becomes a class of itself, so it matches literally.
+fn glob_any_case(needle: &str) -> String {
+    fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
         }
     }
-    let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    Expr::expr(haystack).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    let mut pattern = String::from("*");
+    for c in needle.chars() {
+        let mut variants = vec![c];
+        for v in [single(c.to_lowercase()), single(c.to_uppercase())].into_iter().flatten() {
+            if !variants.contains(&v) {
+                variants.push(v);
+            }
+        }
+        if variants.len() == 1 && !matches!(c, '*' | '?' | '[' | ']') {
+            pattern.push(c);
+        } else {
+            pattern.push('[');
+            pattern.extend(variants);
+            pattern.push(']');
+        }
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// Writes the `Set` fields of `model` to row `id` if it is still at `version`
@@ -154,4 +192,15 @@ where
 {
     use sea_orm::{ColumnTrait, QueryFilter};
     Ok(E::delete_many().filter(id_col.eq(id)).filter(version_col.eq(version)).exec(db).await?.rows_affected == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_any_case;
+
+    #[test]
+    fn glob_matches_every_case_of_letters_and_specials_literally() {
+        assert_eq!(glob_any_case("Öz"), "*[Öö][zZ]*");
+        assert_eq!(glob_any_case("a*?]ß 1"), "*[aA][*][?][]]ß 1*");
+    }
 }

@@ -106,9 +106,10 @@ pub async fn list(
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }
 
+/// Changes `current`, which the caller read with [`get`] under
+/// `client.update` in the same transaction (that read is the change's audit event).
 pub async fn update(
     db: &impl ConnectionTrait,
-    audit: &AuditContext,
     principal: &Principal,
     current: &Model,
     if_match: &IfMatch,
@@ -123,9 +124,7 @@ pub async fn update(
         return Err(duplicate(existing));
     }
     let _ = principal;
-    repository::clients::update(db, audit, current.id, current.version, fields)
-        .await?
-        .ok_or_else(|| ApiError::stale("client"))
+    repository::clients::update(db, current.id, current.version, fields).await?.ok_or_else(|| ApiError::stale("client"))
 }
 
 /// `404` unless visible, `410` if erased — without reading personal data
@@ -144,7 +143,12 @@ pub async fn erase(
     id: Uuid,
 ) -> Result<(), ApiError> {
     ensure_present(db, principal, id).await?;
-    if repository::clients::erase(db, audit, id).await? { Ok(()) } else { Err(gone()) }
+    if !repository::clients::erase(db, audit, id).await? {
+        return Err(gone());
+    }
+    // Replayable create responses are copies of the erased data (the path is the one the routes put in `Location`).
+    repository::idempotency::erase_responses_under(db, &format!("/api/v1/clients/{id}")).await?;
+    Ok(())
 }
 
 pub async fn add_consultation(

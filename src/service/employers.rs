@@ -74,6 +74,12 @@ pub async fn list(
     mut filter: EmployerFilter,
     page: &PageRequest,
 ) -> Result<Page<employer::Model>, ApiError> {
+    // A filter on a field outside the public part would reveal that field.
+    if view_for(principal) == EmployerView::Public && (filter.need.is_some() || filter.settlement_status.is_some()) {
+        return Err(ApiError::forbidden(
+            "Job centres see the public part of employers only and cannot filter by need or settlement_status.",
+        ));
+    }
     if let Some(own) = own_employer(principal) {
         // An employer principal whose org is not an id sees nothing.
         filter.only = Some(own.unwrap_or(Uuid::nil()));

@@ -238,3 +238,223 @@ pub fn caller_acting_for(role: &'static str, provider_id: &str) -> Caller {
     let caller = Caller::new(role);
     if role == "provider" { caller.with_org(provider_id) } else { caller }
 }
+
+// --- registry fixtures (clients, employers, vacancies, measures) and shared checks ---
+
+/// A client with every field of SPEC §3 set to a valid value.
+pub fn client_body() -> Value {
+    serde_json::json!({
+        "external_id": "JC-4711-0815",
+        "first_name": "Mara",
+        "last_name": "Beispiel",
+        "date_of_birth": "1998-04-12",
+        "email": "mara.beispiel@example.org",
+        "phone": "+49 341 555 0101",
+        "address": {"street": "Hermann-Liebmann-Straße 12", "postal_code": "04315", "city": "Leipzig"},
+        "district": "21",
+        "target_groups": ["unemployed", "single_parent"],
+        "education_level": "vocational",
+        "occupation_codes": ["62102"],
+        "languages": ["de", "ar"],
+        "available_from": "2026-12-01",
+        "hours_per_week": 30,
+        "consent": {"data_processing": true, "share_with_providers": true, "given_at": "2026-11-02T10:00:00Z"},
+        "status": "active"
+    })
+}
+
+/// `client_body()` with the fields of `changes` replaced (a shallow merge).
+pub fn client_body_with(changes: Value) -> Value {
+    with(client_body(), changes)
+}
+
+/// `base` with the top-level fields of `changes` replaced; a `null` removes the field.
+pub fn with(mut base: Value, changes: Value) -> Value {
+    if let (Some(base), Some(changes)) = (base.as_object_mut(), changes.as_object()) {
+        for (k, v) in changes {
+            if v.is_null() {
+                base.remove(k);
+            } else {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    base
+}
+
+pub fn employer_body(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "legal_form": "GmbH",
+        "sector": "10.71",
+        "address": {"street": "Eisenbahnstraße 120", "postal_code": "04315", "city": "Leipzig"},
+        "district": "21",
+        "employee_count": 12,
+        "settlement_status": "established",
+        "is_training_company": true,
+        "needs": ["recruiting", "apprenticeship_training"],
+        "contact": {"name": "Jana Sommer", "email": "jobs@baeckerei-sommer.example", "phone": "+49 341 555 0202"}
+    })
+}
+
+pub fn vacancy_body(title: &str, occupation_code: &str) -> Value {
+    serde_json::json!({
+        "kind": "apprenticeship",
+        "title": title,
+        "occupation_code": occupation_code,
+        "description": "Start im August, Frühschicht.",
+        "hours_per_week": 40,
+        "start_date": "2027-08-01",
+        "positions": 2,
+        "min_education_level": "lower_secondary",
+        "languages": ["de"],
+        "district": "21",
+        "status": "open"
+    })
+}
+
+pub fn measure_body(provider_id: &str) -> Value {
+    serde_json::json!({
+        "provider_id": provider_id,
+        "title": "Bewerbungswerkstatt Leipzig-Ost",
+        "description": "Acht Wochen Bewerbungstraining in kleinen Gruppen.",
+        "kind": "application_training",
+        "funding": "sgb3_45",
+        "target_groups": ["unemployed", "long_term_unemployed"],
+        "occupation_codes": ["71402"],
+        "district": "21",
+        "address": {"street": "Eisenbahnstraße 66", "postal_code": "04315", "city": "Leipzig"},
+        "start_date": "2027-01-11",
+        "end_date": "2027-03-05",
+        "hours_per_week": 20,
+        "capacity": 12,
+        "min_age": 18,
+        "status": "open"
+    })
+}
+
+/// A client counselling entry.
+pub fn consultation_body(notes: &str) -> Value {
+    serde_json::json!({
+        "held_on": "2026-01-20", "topic": "application_support", "duration_minutes": 45,
+        "notes": notes, "follow_up_on": "2026-02-04"
+    })
+}
+
+pub fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().expect("resource has an id").to_owned()
+}
+
+impl TestApp {
+    /// POSTs `body` to `path` as `caller`, asserts `201` and returns the resource.
+    pub async fn create(&self, path: &str, caller: &Caller, body: &Value) -> Value {
+        let res = self.post(path, caller, body).await;
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, 201, "POST {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn create_client(&self, caller: &Caller, body: &Value) -> Value {
+        self.create("/api/v1/clients", caller, body).await
+    }
+
+    pub async fn create_employer(&self, name: &str) -> Value {
+        self.create("/api/v1/employers", &caseworker(), &employer_body(name)).await
+    }
+
+    pub async fn create_vacancy(&self, employer_id: &str, body: &Value) -> Value {
+        self.create(&format!("/api/v1/employers/{employer_id}/vacancies"), &caseworker(), body).await
+    }
+
+    pub async fn create_measure(&self, body: &Value) -> Value {
+        self.create("/api/v1/measures", &caseworker(), body).await
+    }
+
+    /// Any request, with or without a token and a JSON body (a merge patch for `PATCH`).
+    pub async fn send(&self, method: Method, path: &str, caller: Option<&Caller>, body: Option<&Value>) -> Response {
+        let patch = method == Method::PATCH;
+        let mut rb = self.request(method, path, caller);
+        if let Some(body) = body {
+            let ct = if patch { "application/merge-patch+json" } else { "application/json" };
+            rb = rb.header("content-type", ct).body(body.to_string());
+        }
+        rb.send().await.unwrap()
+    }
+
+    /// Every audit event matching `query` (e.g. `client_id=…&actor=…`), newest first, following cursors.
+    pub async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/audit-events?limit=200&{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let res = self.get(&path, &admin()).await;
+            assert_eq!(res.status(), 200, "GET {path}");
+            let page: Value = res.json().await.unwrap();
+            events.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return events,
+            }
+        }
+    }
+
+    /// The number of rows in the audit log, counted in the database.
+    pub async fn audit_row_count(&self) -> i64 {
+        use sea_orm::{ConnectionTrait, Statement};
+        let db = self.db().await;
+        let sql = "SELECT COUNT(*) AS n FROM audit_events";
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+}
+
+/// One row of an authorization matrix: a request and who gets which status.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
+    pub cases: Vec<(&'static str, Option<Caller>, u16)>,
+}
+
+impl Endpoint {
+    /// A row whose first case is always `no token → 401`.
+    pub fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Self {
+        Self { method, path: path.into(), body, cases: vec![("no token", None, 401)] }
+    }
+
+    pub fn expect(mut self, who: &'static str, caller: Option<Caller>, status: u16) -> Self {
+        self.cases.push((who, caller, status));
+        self
+    }
+}
+
+/// Runs every case of every row in order and reports all mismatches at once.
+pub async fn assert_matrix(app: &TestApp, rows: &[Endpoint]) {
+    let mut failures = Vec::new();
+    for row in rows {
+        for (who, caller, expected) in &row.cases {
+            let res = app.send(row.method.clone(), &row.path, caller.as_ref(), row.body.as_ref()).await;
+            let status = res.status().as_u16();
+            if status != *expected {
+                let body = res.text().await.unwrap_or_default();
+                failures
+                    .push(format!("{} {} as {who}: expected {expected}, got {status}: {body}", row.method, row.path));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix mismatches:\n{}", failures.join("\n"));
+}
+
+/// The `field`s of a problem's `errors`, sorted.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    fields.sort();
+    fields
+}

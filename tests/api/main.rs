@@ -4,9 +4,13 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
+mod clients;
 mod code_lists;
 mod contract;
+mod employers;
 mod errors;
+mod measures;
 mod ops;
 mod providers;

@@ -175,7 +175,7 @@ pub async fn update_client(
     if_match.check(current.version)?;
     let merged: ClientInput = merge_patch(&ClientInput::from(&current), &body.value)?;
     let fields = merged.validate(|d| districts.contains(d))?;
-    let model = clients::update(&txn, &audit, &user, &current, &if_match, &fields).await?;
+    let model = clients::update(&txn, &user, &current, &if_match, &fields).await?;
     txn.commit().await?;
     Ok(ok_with_etag(model.version, &ClientDto::from(&model)))
 }
