@@ -28,6 +28,9 @@ pub mod action {
     pub const CLIENT_ERASE: &str = "client.erase";
     pub const CONSULTATION_LIST: &str = "consultation.list";
     pub const CONSULTATION_CREATE: &str = "consultation.create";
+    pub const CONSULTATION_READ: &str = "consultation.read";
+    /// An idempotent create answered again from the stored response.
+    pub const REPLAY: &str = "replay";
     pub const REFERRAL_CREATE: &str = "referral.create";
     pub const REFERRAL_CLIENT_SUMMARY: &str = "referral.client_summary";
 }

@@ -93,3 +93,19 @@ pub async fn all_for(db: &impl ConnectionTrait, subject: Subject) -> Result<Vec<
     use sea_orm::QueryOrder;
     Entity::find().filter(subject.condition()).order_by_asc(Column::Id).all(db).await
 }
+
+/// One entry of a subject's log; a client's is audited as `consultation.read`.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    subject: Subject,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    let found = Entity::find_by_id(id).filter(subject.condition()).one(db).await?;
+    if found.is_some()
+        && let Some(entry) = subject.audit(action::CONSULTATION_READ, Some(id))
+    {
+        audit::record(db, audit_ctx, &[entry]).await?;
+    }
+    Ok(found)
+}

@@ -204,3 +204,45 @@ pub async fn export(
     let referrals = repository::referrals::of_client(db, id).await?;
     Ok(ExportData { client, consultations, audit_events, referrals })
 }
+
+pub async fn consultation(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    principal: &Principal,
+    client_id: Uuid,
+    id: Uuid,
+) -> Result<consultation::Model, ApiError> {
+    ensure_present(db, principal, client_id).await?;
+    repository::consultations::find(db, audit, Subject::Client(client_id), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Consultation"))
+}
+
+/// An idempotent create answered from the stored response shows the client's
+/// data again: that is a read, and is audited like one.
+pub async fn audit_replay(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    response: &actix_web::HttpResponse,
+    client_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let replayed = response.headers().contains_key(super::idempotency::REPLAYED_HEADER);
+    let client_id = client_id.or_else(|| {
+        response
+            .headers()
+            .get(actix_web::http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .and_then(|id| Uuid::parse_str(id).ok())
+    });
+    if replayed && let Some(client_id) = client_id {
+        let entry = crate::domain::audit::AuditEntry {
+            action: action::REPLAY,
+            resource: "client",
+            resource_id: Some(client_id),
+            client_id: Some(client_id),
+        };
+        repository::audit::record(db, audit, &[entry]).await?;
+    }
+    Ok(())
+}

@@ -260,3 +260,15 @@ pub async fn consultations(
         repository::consultations::list(db, audit, subject, after, paging::newest_first(page), page.limit).await?;
     Ok(paging::finish(cursors, page, rows, |m| m.id))
 }
+
+pub async fn consultation(
+    db: &impl ConnectionTrait,
+    audit: &crate::domain::audit::AuditContext,
+    principal: &Principal,
+    employer_id: Uuid,
+    id: Uuid,
+) -> Result<crate::entities::consultation::Model, ApiError> {
+    get(db, principal, employer_id).await?;
+    let subject = repository::consultations::Subject::Employer(employer_id);
+    repository::consultations::find(db, audit, subject, id).await?.ok_or_else(|| ApiError::not_found("Consultation"))
+}

@@ -739,3 +739,49 @@ async fn unknown_client_id_is_a_404() {
 
     assert_problem(res, 404, "not-found").await;
 }
+
+#[tokio::test]
+async fn a_logged_consultation_is_readable_at_its_location_and_the_read_is_audited() {
+    // Arrange
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &client_body()).await;
+    let path = format!("/api/v1/clients/{}/consultations", id_of(&client));
+    let res = app.post(&path, &caseworker(), &consultation_body("Lebenslauf besprochen.")).await;
+    assert_eq!(res.status(), 201);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let reader = caseworker();
+    // Act
+    let res = app.get(&location, &reader).await;
+    // Assert
+    assert_eq!(res.status(), 200);
+    let entry: Value = res.json().await.unwrap();
+    assert_eq!(entry["notes"], "Lebenslauf besprochen.");
+    let events = app.audit_events(&format!("client_id={}&actor={}", id_of(&client), reader.sub)).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["action"], "consultation.read");
+}
+
+#[tokio::test]
+async fn replaying_an_idempotent_client_create_is_audited_as_a_read() {
+    // Arrange
+    let app = spawn_app().await;
+    let caller = caseworker();
+    let send = || {
+        app.request(reqwest::Method::POST, "/api/v1/clients", Some(&caller))
+            .header("Idempotency-Key", "push-1")
+            .json(&client_body())
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    // Act
+    let replay = send().await.unwrap();
+    // Assert
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let actions: Vec<String> = app
+        .audit_events(&format!("client_id={}", id_of(&first)))
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, vec!["replay", "client.create"]);
+}

@@ -38,9 +38,20 @@ pub const ERASE: Access = Access::new("erase_client", &[Admin]);
 pub const EXPORT: Access = Access::new("export_client", &[Admin, Caseworker]);
 pub const LIST_CONSULTATIONS: Access = Access::new("list_client_consultations", &[Admin, Caseworker]);
 pub const CREATE_CONSULTATION: Access = Access::new("create_client_consultation", &[Admin, Caseworker]);
+pub const GET_CONSULTATION: Access = Access::new("get_client_consultation", &[Admin, Caseworker]);
 pub const MATCHES: Access = Access::new("list_client_matches", &[Admin, Caseworker, Jobcenter]);
-pub const ACCESS: &[&Access] =
-    &[&LIST, &GET, &CREATE, &UPDATE, &ERASE, &EXPORT, &LIST_CONSULTATIONS, &CREATE_CONSULTATION, &MATCHES];
+pub const ACCESS: &[&Access] = &[
+    &LIST,
+    &GET,
+    &CREATE,
+    &UPDATE,
+    &ERASE,
+    &EXPORT,
+    &LIST_CONSULTATIONS,
+    &CREATE_CONSULTATION,
+    &GET_CONSULTATION,
+    &MATCHES,
+];
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_clients)
@@ -51,6 +62,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(export_client)
         .service(list_client_consultations)
         .service(create_client_consultation)
+        .service(get_client_consultation)
         .service(list_client_matches);
 }
 
@@ -115,11 +127,13 @@ pub async fn create_client(
     let districts = repository::districts::codes(&state.db).await?;
     let fields = body.value.validate(|d| districts.contains(d))?;
     let audit = audit_context(&user, &req);
-    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+    let response = idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = clients::create(txn, &audit, &user, &fields).await?;
         created(format!("/api/v1/clients/{}", model.id), &ClientDto::from(&model))
     })
-    .await
+    .await?;
+    clients::audit_replay(&state.db, &audit, &response, None).await?;
+    Ok(response)
 }
 
 /// Get a client
@@ -296,11 +310,36 @@ pub async fn create_client_consultation(
     let fields = body.value.validate(false)?;
     let client_id = id.into_inner();
     let audit = audit_context(&user, &req);
-    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+    let response = idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = clients::add_consultation(txn, &audit, &user, client_id, &fields).await?;
         created(format!("/api/v1/clients/{client_id}/consultations/{}", model.id), &ConsultationDto::from(&model))
     })
-    .await
+    .await?;
+    clients::audit_replay(&state.db, &audit, &response, Some(client_id)).await?;
+    Ok(response)
+}
+
+/// Get one counselling entry of a client
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = Uuid, Path, description = "Client id"), ("consultation_id" = Uuid, Path, description = "Consultation id")),
+    responses(
+        (status = 200, description = "The consultation", body = ConsultationDto, headers(("ETag" = String))),
+        (status = 410, description = GONE, body = ProblemDetails, content_type = "application/problem+json"),
+    ),
+)]
+#[get("/clients/{id}/consultations/{consultation_id}")]
+pub async fn get_client_consultation(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&GET_CONSULTATION)?;
+    let (client_id, id) = path.into_inner();
+    let audit = audit_context(&user, &req);
+    let model = clients::consultation(&state.db, &audit, &user, client_id, id).await?;
+    Ok(ok_with_etag(model.version, &ConsultationDto::from(&model)))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

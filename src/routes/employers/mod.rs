@@ -36,6 +36,7 @@ pub const UPDATE: Access = Access::new("update_employer", &[Admin, Caseworker, E
 pub const DELETE: Access = Access::new("delete_employer", &[Admin, Caseworker]);
 pub const LIST_CONSULTATIONS: Access = Access::new("list_employer_consultations", &[Admin, Caseworker]);
 pub const CREATE_CONSULTATION: Access = Access::new("create_employer_consultation", &[Admin, Caseworker]);
+pub const GET_CONSULTATION: Access = Access::new("get_employer_consultation", &[Admin, Caseworker]);
 pub const LIST_VACANCIES: Access = Access::new("list_employer_vacancies", &[Admin, Caseworker, Jobcenter, Employer]);
 pub const CREATE_VACANCY: Access = Access::new("create_vacancy", &[Admin, Caseworker, Employer]);
 pub const ACCESS: &[&Access] = &[
@@ -46,6 +47,7 @@ pub const ACCESS: &[&Access] = &[
     &DELETE,
     &LIST_CONSULTATIONS,
     &CREATE_CONSULTATION,
+    &GET_CONSULTATION,
     &LIST_VACANCIES,
     &CREATE_VACANCY,
 ];
@@ -58,6 +60,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(delete_employer)
         .service(list_employer_consultations)
         .service(create_employer_consultation)
+        .service(get_employer_consultation)
         .service(list_employer_vacancies)
         .service(create_vacancy);
 }
@@ -255,6 +258,26 @@ pub async fn create_employer_consultation(
         created(format!("/api/v1/employers/{employer_id}/consultations/{}", model.id), &ConsultationDto::from(&model))
     })
     .await
+}
+
+/// Get one counselling entry of an employer
+#[utoipa::path(
+    tag = "employers",
+    params(("id" = Uuid, Path, description = "Employer id"), ("consultation_id" = Uuid, Path, description = "Consultation id")),
+    responses((status = 200, description = "The consultation", body = ConsultationDto, headers(("ETag" = String)))),
+)]
+#[get("/employers/{id}/consultations/{consultation_id}")]
+pub async fn get_employer_consultation(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&GET_CONSULTATION)?;
+    let (employer_id, id) = path.into_inner();
+    let audit = audit_context(&user, &req);
+    let model = employers::consultation(&state.db, &audit, &user, employer_id, id).await?;
+    Ok(ok_with_etag(model.version, &ConsultationDto::from(&model)))
 }
 
 /// List an employer's vacancies
