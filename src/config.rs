@@ -69,6 +69,10 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
     pub webhook_allow_private: bool,
 
+    /// Milliseconds between two polls of the webhook outbox.
+    #[arg(long, env = "OSTWERK_WEBHOOK_POLL_MS", default_value_t = 2000, global = true)]
+    pub webhook_poll_ms: u64,
+
     /// Maximum database connections (PostgreSQL; SQLite always uses one writer connection).
     #[arg(long, env = "OSTWERK_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,

@@ -93,9 +93,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let expiry = tokio::spawn(expire_referrals(self.state.clone()));
+        let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
         let result = self.server.await;
         housekeeping.abort();
         expiry.abort();
+        webhooks.abort();
         result
     }
 }
@@ -132,6 +134,32 @@ async fn expire_referrals(state: web::Data<AppState>) {
             Ok(n) if n > 0 => tracing::info!(expired = n, "unanswered referrals expired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "referral expiry failed"),
+        }
+    }
+}
+
+/// The webhook outbox worker: polls, leases, sends, records.
+async fn deliver_webhooks(state: web::Data<AppState>) {
+    install_crypto_provider();
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ostwerk-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook delivery disabled: no HTTP client");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(state.settings.webhook_poll_ms.max(50)));
+    loop {
+        tick.tick().await;
+        if let Err(e) =
+            crate::service::webhooks::deliver_due(&state.db, &client, state.settings.webhook_allow_private).await
+        {
+            tracing::warn!(error = %e, "webhook delivery round failed");
         }
     }
 }

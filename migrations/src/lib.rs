@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_foundation;
 mod m20261125_000002_registry;
 mod m20261125_000003_referrals;
+mod m20261125_000004_webhooks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_foundation::Migration),
             Box::new(m20261125_000002_registry::Migration),
             Box::new(m20261125_000003_referrals::Migration),
+            Box::new(m20261125_000004_webhooks::Migration),
         ]
     }
 }

@@ -12,3 +12,4 @@ pub mod referrals;
 pub mod statistics;
 pub mod validate;
 pub mod values;
+pub mod webhooks;

@@ -11,3 +11,5 @@ pub mod referral;
 pub mod referral_event;
 pub mod server_key;
 pub mod vacancy;
+pub mod webhook;
+pub mod webhook_delivery;

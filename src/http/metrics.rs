@@ -32,3 +32,7 @@ pub fn record_pool(open: u32, idle: usize) {
     metrics::gauge!("db_pool_connections").set(f64::from(open));
     metrics::gauge!("db_pool_idle_connections").set(idle as f64);
 }
+
+pub fn record_webhook_backlog(pending: u64) {
+    metrics::gauge!("webhook_backlog").set(pending as f64);
+}

@@ -12,6 +12,7 @@ pub mod referrals;
 pub mod server_keys;
 pub mod tags;
 pub mod vacancies;
+pub mod webhooks;
 
 use sea_orm::{DbErr, SqlErr};
 

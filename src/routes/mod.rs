@@ -12,6 +12,7 @@ pub mod providers;
 pub mod referrals;
 pub mod statistics;
 pub mod vacancies;
+pub mod webhooks;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     measures::configure(cfg);
     referrals::configure(cfg);
     statistics::configure(cfg);
+    webhooks::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
@@ -40,6 +42,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         measures::ACCESS,
         referrals::ACCESS,
         statistics::ACCESS,
+        webhooks::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
     ]

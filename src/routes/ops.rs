@@ -59,7 +59,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics
 ///
 /// `http_requests_total` and `http_request_duration_seconds` by method, route
-/// and status; `db_pool_connections` and `db_pool_idle_connections`.
+/// and status; `db_pool_connections`, `db_pool_idle_connections`, and
+/// `webhook_backlog` (deliveries still pending).
 #[utoipa::path(
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
@@ -69,6 +70,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     let (open, idle) = db::pool_figures(&state.db);
     metrics::record_pool(open, idle);
+    if let Ok(backlog) = crate::repository::webhooks::backlog(&state.db).await {
+        metrics::record_webhook_backlog(backlog);
+    }
     let text = metrics::handle().map(|h| h.render()).unwrap_or_default();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }

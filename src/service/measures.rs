@@ -61,9 +61,11 @@ pub async fn create(
         ));
     }
     check(db, fields, None).await?;
-    repository::measures::insert(db, new_id(), fields)
+    let model = repository::measures::insert(db, new_id(), fields)
         .await
-        .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))
+        .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?;
+    super::webhooks::measure_changed(db, &model, false).await?;
+    Ok(model)
 }
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid) -> Result<Model, ApiError> {
@@ -105,10 +107,12 @@ pub async fn update(
         )]));
     }
     check(db, fields, Some(current.id)).await?;
-    repository::measures::update(db, current.id, current.version, fields)
+    let model = repository::measures::update(db, current.id, current.version, fields)
         .await
         .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?
-        .ok_or_else(|| ApiError::stale("measure"))
+        .ok_or_else(|| ApiError::stale("measure"))?;
+    super::webhooks::measure_changed(db, &model, false).await?;
+    Ok(model)
 }
 
 pub async fn delete(
@@ -126,5 +130,8 @@ pub async fn delete(
             |_| Some(ApiError::new(Problem::InUse, "The measure has referrals; close it (status closed) instead.")),
         )
     })?;
-    if deleted { Ok(()) } else { Err(ApiError::stale("measure")) }
+    if !deleted {
+        return Err(ApiError::stale("measure"));
+    }
+    super::webhooks::measure_changed(db, &current, true).await
 }

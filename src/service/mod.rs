@@ -10,3 +10,4 @@ pub mod paging;
 pub mod providers;
 pub mod referrals;
 pub mod statistics;
+pub mod webhooks;

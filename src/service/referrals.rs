@@ -180,6 +180,7 @@ pub async fn create(
         },
     )
     .await?;
+    super::webhooks::referral_created(db, &model).await?;
     Ok(model)
 }
 
@@ -357,6 +358,7 @@ pub async fn transition(
         },
     )
     .await?;
+    super::webhooks::referral_status_changed(db, &updated, from).await?;
     Ok(updated)
 }
 

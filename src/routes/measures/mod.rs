@@ -2,6 +2,7 @@
 pub mod dto;
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use sea_orm::TransactionTrait;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
@@ -153,7 +154,10 @@ pub async fn update_measure(
     let merged: MeasureInput = merge_patch(&MeasureInput::from(&current), &body.value)?;
     let districts = repository::districts::codes(&state.db).await?;
     let fields = merged.validate(|d| districts.contains(d))?;
-    let model = measures::update(&state.db, &user, &current, &if_match, &fields).await?;
+    // The change and its webhook outbox rows commit together.
+    let txn = state.db.begin().await?;
+    let model = measures::update(&txn, &user, &current, &if_match, &fields).await?;
+    txn.commit().await?;
     Ok(ok_with_etag(model.version, &MeasureDto::from(&model)))
 }
 
@@ -177,6 +181,8 @@ pub async fn delete_measure(
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&DELETE)?;
-    measures::delete(&state.db, &user, id.into_inner(), &if_match).await?;
+    let txn = state.db.begin().await?;
+    measures::delete(&txn, &user, id.into_inner(), &if_match).await?;
+    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

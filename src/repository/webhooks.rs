@@ -1,0 +1,201 @@
+//! Webhook subscriptions and the delivery outbox.
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::tags;
+use crate::{
+    domain::ids::{new_id, now},
+    entities::{
+        webhook::{ActiveModel, Column, Entity, Model},
+        webhook_delivery as delivery,
+    },
+};
+
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const FAILED: &str = "failed";
+
+pub struct NewWebhook<'a> {
+    pub org: &'a str,
+    pub url: &'a str,
+    pub events: &'a [&'a str],
+    pub secret: &'a str,
+    pub created_by: &'a str,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: &NewWebhook<'_>) -> Result<Model, DbErr> {
+    let at = now();
+    ActiveModel {
+        id: Set(new_id()),
+        org: Set(new.org.to_owned()),
+        url: Set(new.url.to_owned()),
+        events: Set(tags::join(new.events)),
+        secret: Set(new.secret.to_owned()),
+        active: Set(true),
+        created_by: Set(new.created_by.to_owned()),
+        created_at: Set(at),
+        updated_at: Set(at),
+        version: Set(1),
+    }
+    .insert(db)
+    .await
+}
+
+/// A webhook, if `org` is `None` (admin) or owns it.
+pub async fn find(db: &impl ConnectionTrait, org: Option<&str>, id: Uuid) -> Result<Option<Model>, DbErr> {
+    let mut select = Entity::find_by_id(id);
+    if let Some(org) = org {
+        select = select.filter(Column::Org.eq(org));
+    }
+    select.one(db).await
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    org: Option<&str>,
+    after: Option<Uuid>,
+    newest_first: bool,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    let mut select = Entity::find();
+    if let Some(org) = org {
+        select = select.filter(Column::Org.eq(org));
+    }
+    super::keyset(db, select, Column::Id, after, newest_first, limit).await
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    current: &Model,
+    url: &str,
+    events: &[&str],
+    active: bool,
+) -> Result<Option<Model>, DbErr> {
+    let model = ActiveModel {
+        url: Set(url.to_owned()),
+        events: Set(tags::join(events)),
+        active: Set(active),
+        updated_at: Set(now()),
+        version: Set(current.version + 1),
+        ..Default::default()
+    };
+    super::update_versioned(db, model, Column::Id, Column::Version, current.id, current.version).await
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {
+    super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
+}
+
+/// Active subscriptions to `event` of any of `orgs` (`None`: every org).
+pub async fn subscribers(db: &impl ConnectionTrait, event: &str, orgs: Option<&[String]>) -> Result<Vec<Model>, DbErr> {
+    let mut select = Entity::find().filter(Column::Active.eq(true)).filter(tags::contains(Column::Events, event));
+    if let Some(orgs) = orgs {
+        select = select.filter(Column::Org.is_in(orgs.iter().cloned()));
+    }
+    select.all(db).await
+}
+
+/// Writes one outbox row per subscriber (in the caller's transaction).
+pub async fn enqueue(db: &impl ConnectionTrait, hooks: &[Model], event_type: &str, payload: &str) -> Result<(), DbErr> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    delivery::Entity::insert_many(hooks.iter().map(|h| delivery::ActiveModel {
+        id: Set(new_id()),
+        webhook_id: Set(h.id),
+        event_type: Set(event_type.to_owned()),
+        event_id: Set(new_id()),
+        payload: Set(payload.to_owned()),
+        status: Set(PENDING.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(at),
+        locked_until: Set(None),
+        last_status: Set(None),
+        last_error: Set(None),
+        created_at: Set(at),
+        delivered_at: Set(None),
+    }))
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+/// Ids of deliveries due now and not leased by another instance.
+pub async fn due(db: &impl ConnectionTrait, at: DateTime<Utc>, limit: u64) -> Result<Vec<Uuid>, DbErr> {
+    delivery::Entity::find()
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(delivery::Column::NextAttemptAt.lte(at))
+        .filter(Condition::any().add(delivery::Column::LockedUntil.is_null()).add(delivery::Column::LockedUntil.lt(at)))
+        .order_by_asc(delivery::Column::NextAttemptAt)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Leases a delivery until `until`; only one of racing instances gets it.
+pub async fn lease(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<delivery::Model>, DbErr> {
+    let result = delivery::Entity::update_many()
+        .col_expr(delivery::Column::LockedUntil, Expr::value(Some(until)))
+        .filter(delivery::Column::Id.eq(id))
+        .filter(delivery::Column::Status.eq(PENDING))
+        .filter(Condition::any().add(delivery::Column::LockedUntil.is_null()).add(delivery::Column::LockedUntil.lt(at)))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    delivery::Entity::find_by_id(id).one(db).await
+}
+
+/// Records an attempt: delivered, or back to pending at `retry_at`, or failed for good.
+pub async fn record_attempt(
+    db: &impl ConnectionTrait,
+    d: &delivery::Model,
+    status: &str,
+    http_status: Option<u16>,
+    error: Option<&str>,
+    retry_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let at = now();
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(status))
+        .col_expr(delivery::Column::Attempts, Expr::value(d.attempts + 1))
+        .col_expr(delivery::Column::LastStatus, Expr::value(http_status.map(i32::from)))
+        .col_expr(delivery::Column::LastError, Expr::value(error.map(|e| e.chars().take(500).collect::<String>())))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(retry_at))
+        .col_expr(delivery::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(delivery::Column::DeliveredAt, Expr::value((status == DELIVERED).then_some(at)))
+        .filter(delivery::Column::Id.eq(d.id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn deliveries(
+    db: &impl ConnectionTrait,
+    webhook_id: Uuid,
+    after: Option<Uuid>,
+    newest_first: bool,
+    limit: u64,
+) -> Result<Vec<delivery::Model>, DbErr> {
+    let select = delivery::Entity::find().filter(delivery::Column::WebhookId.eq(webhook_id));
+    super::keyset(db, select, delivery::Column::Id, after, newest_first, limit).await
+}
+
+/// Deliveries still to be made (the `/metrics` backlog).
+pub async fn backlog(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    delivery::Entity::find().filter(delivery::Column::Status.eq(PENDING)).count(db).await
+}

@@ -1,0 +1,294 @@
+//! `/api/v1/webhooks`: partner subscriptions to referral and measure events.
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::common::{ListOf, PageParams, created, list_response, merge_patch, ok_with_etag};
+use crate::{
+    auth::{Access, AuthUser, Role::*},
+    domain::webhooks::WebhookEvent,
+    entities::{webhook::Model, webhook_delivery},
+    error::ApiError,
+    extract::JsonBody,
+    http::IfMatch,
+    repository::{self, tags},
+    service::{
+        idempotency::{self, IdempotencyKey},
+        paging,
+        webhooks::{self, Subscription, parse_events},
+    },
+    startup::AppState,
+};
+
+const ROLES: &[crate::auth::Role] = &[Admin, Caseworker, Jobcenter, Provider, Employer];
+pub const LIST: Access = Access::new("list_webhooks", ROLES);
+pub const GET: Access = Access::new("get_webhook", ROLES);
+pub const CREATE: Access = Access::new("create_webhook", ROLES);
+pub const UPDATE: Access = Access::new("update_webhook", ROLES);
+pub const DELETE: Access = Access::new("delete_webhook", ROLES);
+pub const DELIVERIES: Access = Access::new("list_webhook_deliveries", ROLES);
+pub const ACCESS: &[&Access] = &[&LIST, &GET, &CREATE, &UPDATE, &DELETE, &DELIVERIES];
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_webhooks)
+        .service(create_webhook)
+        .service(get_webhook)
+        .service(update_webhook)
+        .service(delete_webhook)
+        .service(list_webhook_deliveries);
+}
+
+/// A subscription as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://partner.example.org/ostwerk/events", "events": ["referral.created", "referral.status_changed"]}))]
+pub struct WebhookInput {
+    /// Required. http(s); loopback, private and link-local targets are refused
+    /// unless `OSTWERK_WEBHOOK_ALLOW_PRIVATE=true`.
+    #[schema(required = true)]
+    pub url: Option<String>,
+    /// Required, at least one.
+    #[schema(value_type = Vec<WebhookEvent>, required = true)]
+    pub events: Option<Vec<String>>,
+    /// Admins only: the organisation subscribing (default: the caller's).
+    pub org: Option<String>,
+    /// Default `true`.
+    pub active: Option<bool>,
+}
+
+impl WebhookInput {
+    fn validate(self) -> Result<Subscription, ApiError> {
+        let mut c = crate::domain::validate::Checker::new();
+        let url = c.required("url", self.url.as_deref()).map(|u| c.text("url", u, 2000));
+        let events = c.required("events", self.events);
+        c.finish()?;
+        Ok(Subscription {
+            url: url.unwrap_or_default(),
+            events: parse_events(&events.unwrap_or_default())?,
+            org: self.org.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
+            active: self.active.unwrap_or(true),
+        })
+    }
+}
+
+/// A subscription as read (the secret only in the answer to its creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDto {
+    pub id: Uuid,
+    pub org: String,
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+    pub active: bool,
+    /// `whsec_<base64>`: present once, in the `201` of the creation. Verify
+    /// deliveries with any Standard Webhooks library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+impl WebhookDto {
+    fn new(m: &Model, with_secret: bool) -> Self {
+        Self {
+            id: m.id,
+            org: m.org.clone(),
+            url: m.url.clone(),
+            events: tags::split(&m.events).iter().filter_map(|e| WebhookEvent::parse(e)).collect(),
+            active: m.active,
+            secret: with_secret.then(|| m.secret.clone()),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            version: m.version,
+        }
+    }
+}
+
+/// One attempt series of one event to one subscriber.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDto {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_type: String,
+    /// The `webhook-id` header: the same on every retry.
+    pub event_id: Uuid,
+    /// `pending`, `delivered` or `failed` (after 24 h of retries).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    /// The signed body as sent.
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<&webhook_delivery::Model> for DeliveryDto {
+    fn from(m: &webhook_delivery::Model) -> Self {
+        Self {
+            id: m.id,
+            webhook_id: m.webhook_id,
+            event_type: m.event_type.clone(),
+            event_id: m.event_id,
+            status: m.status.clone(),
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_status: m.last_status,
+            last_error: m.last_error.clone(),
+            payload: serde_json::from_str(&m.payload).unwrap_or(serde_json::Value::Null),
+            created_at: m.created_at,
+            delivered_at: m.delivered_at,
+        }
+    }
+}
+
+/// List webhooks
+///
+/// An admin sees every organisation's, everybody else their own organisation's.
+#[utoipa::path(tag = "webhooks", params(PageParams), responses((status = 200, description = "One page of webhooks", body = ListOf<WebhookDto>)))]
+#[get("/webhooks")]
+pub async fn list_webhooks(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&LIST)?;
+    let page = page.validate()?;
+    let after = paging::start(&state.cursors, &page)?;
+    let rows = repository::webhooks::list(
+        &state.db,
+        webhooks::org_scope(&user).as_deref(),
+        after,
+        paging::newest_first(&page),
+        page.limit,
+    )
+    .await?;
+    let result = paging::finish(&state.cursors, &page, rows, |m| m.id);
+    Ok(list_response(result, |m| WebhookDto::new(&m, false)))
+}
+
+/// Subscribe to events
+///
+/// Ostwerk POSTs each event the subscribing organisation may see, signed the
+/// Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`)
+/// with the `secret` returned here once. The body is
+/// `{"type", "timestamp", "data": {"resource", "id", "status", "previous_status"?, "link"}}`
+/// — no personal data. Delivery is at-least-once from a durable outbox,
+/// retried with exponential backoff for 24 h. Accepts an `Idempotency-Key`.
+#[utoipa::path(
+    tag = "webhooks",
+    request_body = WebhookInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    responses((status = 201, description = "Subscribed; the only answer that shows the secret", body = WebhookDto, headers(("Location" = String), ("ETag" = String)))),
+)]
+#[post("/webhooks")]
+pub async fn create_webhook(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    req: HttpRequest,
+    body: JsonBody<WebhookInput>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&CREATE)?;
+    let sub = body.value.validate()?;
+    let allow_private = state.settings.webhook_allow_private;
+    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+        let model = webhooks::create(txn, &user, &sub, allow_private).await?;
+        created(format!("/api/v1/webhooks/{}", model.id), &WebhookDto::new(&model, true))
+    })
+    .await
+}
+
+/// Get a webhook
+#[utoipa::path(tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id")),
+    responses((status = 200, description = "The webhook (without its secret)", body = WebhookDto, headers(("ETag" = String)))))]
+#[get("/webhooks/{id}")]
+pub async fn get_webhook(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&GET)?;
+    let model = webhooks::get(&state.db, &user, id.into_inner()).await?;
+    Ok(ok_with_etag(model.version, &WebhookDto::new(&model, false)))
+}
+
+/// Change a webhook
+///
+/// JSON merge patch of `url`, `events`, `active`.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook id"),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version the change is based on")),
+    request_body(content = WebhookInput, content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The changed webhook", body = WebhookDto, headers(("ETag" = String)))),
+)]
+#[patch("/webhooks/{id}")]
+pub async fn update_webhook(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&UPDATE)?;
+    let current = webhooks::get(&state.db, &user, id.into_inner()).await?;
+    if_match.check(current.version)?;
+    let as_written = WebhookInput {
+        url: Some(current.url.clone()),
+        events: Some(tags::split(&current.events)),
+        org: None,
+        active: Some(current.active),
+    };
+    let merged: WebhookInput = merge_patch(&as_written, &body.value)?;
+    let model =
+        webhooks::update(&state.db, &current, &merged.validate()?, state.settings.webhook_allow_private).await?;
+    Ok(ok_with_etag(model.version, &WebhookDto::new(&model, false)))
+}
+
+/// Delete a webhook
+///
+/// Its pending deliveries are dropped with it.
+#[utoipa::path(tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook id"), ("If-Match" = Option<String>, Header, description = "ETag of the version to delete")),
+    responses((status = 204, description = "Deleted")))]
+#[delete("/webhooks/{id}")]
+pub async fn delete_webhook(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&DELETE)?;
+    let current = webhooks::get(&state.db, &user, id.into_inner()).await?;
+    if_match.check(current.version)?;
+    webhooks::delete(&state.db, &current).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A webhook's deliveries
+///
+/// Newest first: every event sent or still to send, with its attempts.
+#[utoipa::path(tag = "webhooks", params(("id" = Uuid, Path, description = "Webhook id"), PageParams),
+    responses((status = 200, description = "One page of deliveries", body = ListOf<DeliveryDto>)))]
+#[get("/webhooks/{id}/deliveries")]
+pub async fn list_webhook_deliveries(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&DELIVERIES)?;
+    let page = page.validate()?;
+    let hook = webhooks::get(&state.db, &user, id.into_inner()).await?;
+    let after = paging::start(&state.cursors, &page)?;
+    let rows =
+        repository::webhooks::deliveries(&state.db, hook.id, after, paging::newest_first(&page), page.limit).await?;
+    let result = paging::finish(&state.cursors, &page, rows, |m| m.id);
+    Ok(list_response(result, |m| DeliveryDto::from(&m)))
+}
