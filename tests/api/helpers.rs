@@ -31,6 +31,7 @@ pub struct Options {
     pub rate_limit: u32,
     pub cors_origins: String,
     pub database_url: Option<String>,
+    pub webhook_allow_private: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -95,6 +96,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.cors_origins = options.cors_origins;
     settings.workers = 2;
     settings.shutdown_timeout = 5;
+    settings.webhook_allow_private = options.webhook_allow_private;
+    settings.webhook_poll_ms = 50;
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

@@ -14,3 +14,4 @@ mod errors;
 mod measures;
 mod ops;
 mod providers;
+mod webhooks;
