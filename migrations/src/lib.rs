@@ -6,6 +6,7 @@ mod m20261125_000001_foundation;
 mod m20261125_000002_registry;
 mod m20261125_000003_referrals;
 mod m20261125_000004_webhooks;
+mod m20261125_000005_funding;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_registry::Migration),
             Box::new(m20261125_000003_referrals::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
+            Box::new(m20261125_000005_funding::Migration),
         ]
     }
 }

@@ -277,6 +277,27 @@ code_list! {
     }
 }
 
+code_list! {
+    /// Who may apply to a funding programme.
+    ApplicantKind = "applicant_kinds" {
+        Client = "client", "Klient:in", "Client";
+        Employer = "employer", "Unternehmen", "Employer";
+        Provider = "provider", "Träger", "Provider";
+        Association = "association", "Verein", "Association";
+    }
+}
+
+code_list! {
+    /// Status of a funding application (Förderantrag).
+    FundingApplicationStatus = "funding_application_statuses" {
+        Draft = "draft", "Entwurf", "Draft";
+        Submitted = "submitted", "Eingereicht", "Submitted";
+        Granted = "granted", "Bewilligt", "Granted";
+        Rejected = "rejected", "Abgelehnt", "Rejected";
+        Withdrawn = "withdrawn", "Zurückgezogen", "Withdrawn";
+    }
+}
+
 /// Every static code list: name and entries. `districts` lives in the database.
 /// A code list's name and the function giving its entries.
 pub type StaticList = (&'static str, fn() -> Vec<Code>);
@@ -300,6 +321,8 @@ pub fn static_lists() -> Vec<StaticList> {
         (ReferralAction::NAME, ReferralAction::entries),
         (ReasonCode::NAME, ReasonCode::entries),
         (Outcome::NAME, Outcome::entries),
+        (ApplicantKind::NAME, ApplicantKind::entries),
+        (FundingApplicationStatus::NAME, FundingApplicationStatus::entries),
     ]
 }
 

@@ -211,6 +211,21 @@ impl Checker {
         Some(d)
     }
 
+    /// An amount in euros (≥ 0, at most two decimals) as cents.
+    pub fn euros(&mut self, field: &str, value: Option<f64>) -> Option<i64> {
+        let v = value?;
+        let cents = (v * 100.0).round();
+        if !v.is_finite() || v < 0.0 || v > 1_000_000_000.0 {
+            self.add(field, "must be an amount in euros between 0 and 1 000 000 000");
+            None
+        } else if (v * 100.0 - cents).abs() > 1e-6 {
+            self.add(field, "must have at most two decimals");
+            None
+        } else {
+            Some(cents as i64)
+        }
+    }
+
     /// An integer in `min..=max`.
     pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
         if value < min || value > max {

@@ -4,6 +4,8 @@ pub mod client;
 pub mod consultation;
 pub mod district;
 pub mod employer;
+pub mod funding_application;
+pub mod funding_programme;
 pub mod idempotency_key;
 pub mod measure;
 pub mod provider;

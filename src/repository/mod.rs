@@ -5,6 +5,7 @@ pub mod clients;
 pub mod consultations;
 pub mod districts;
 pub mod employers;
+pub mod funding;
 pub mod idempotency;
 pub mod measures;
 pub mod providers;
