@@ -28,9 +28,21 @@ pub fn constraint(
     let mapped = match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(msg)) => on_unique(&msg),
         Some(SqlErr::ForeignKeyConstraintViolation(msg)) => on_foreign_key(&msg),
-        _ => None,
+        _ => sqlite_restrict_violation(&err).and_then(|msg| on_foreign_key(&msg)),
     };
     mapped.unwrap_or_else(|| ApiError::from(err))
+}
+
+/// SQLite reports a violated `ON DELETE RESTRICT` (every foreign key here is
+/// one) as `SQLITE_CONSTRAINT_TRIGGER` (extended code 1811), not as
+/// `SQLITE_CONSTRAINT_FOREIGNKEY` (787), and `DbErr::sql_err()` only knows
+/// the latter — so deleting a referenced row would be a `500` on SQLite.
+fn sqlite_restrict_violation(err: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else { return None };
+    let db = e.as_database_error()?;
+    (db.code().as_deref() == Some("1811") && db.message().contains("FOREIGN KEY constraint failed"))
+        .then(|| db.message().to_owned())
 }
 
 /// A unique violation (for callers that only need a yes/no).
