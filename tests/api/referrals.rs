@@ -379,7 +379,7 @@ async fn a_second_active_referral_to_the_same_target_is_409_naming_the_first() {
         let client = fx::id(&fx::client(&app, &caseworker(), json!({})).await);
         let first = fx::referral(&app, &caseworker(), &client, &target).await;
         fx::drive(&app, &fx::id(&first), status).await;
-        // Act: a job centre would not be told; office staff are.
+        // Act
         let res = fx::refer(&app, &admin(), &fx::referral_body(&client, &target, json!({}))).await;
         // Assert
         let problem = assert_problem(res, 409, "duplicate-referral").await;

@@ -9,7 +9,10 @@ use crate::{
     referral_fixtures::{self as fx, Target},
 };
 
-/// Every id the list gives for `query` as a caseworker, following cursors.
+/// Query parameters of a list request.
+type Query<'a> = Vec<(&'a str, &'a str)>;
+
+/// Every item the list gives for `query` as a caseworker, following cursors.
 async fn all_pages(app: &TestApp, query: &[(&str, &str)], limit: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
@@ -71,7 +74,7 @@ async fn each_filter_lists_exactly_the_matching_referrals() {
     let updated_mark = fx::referral_of(&app, &late).await["updated_at"].as_str().unwrap().to_owned();
     fx::take(&app, &caseworker(), &r[0], "waitlist").await;
 
-    let cases: Vec<(Vec<(&str, &str)>, Vec<&String>)> = vec![
+    let cases: Vec<(Query, Vec<&String>)> = vec![
         (vec![("status", "requested")], vec![&r[2], &r[5], &late]),
         (vec![("status", "accepted")], vec![&r[1], &r[4]]),
         (vec![("status", "on_hold")], vec![&r[0], &r[3]]),

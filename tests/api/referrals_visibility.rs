@@ -245,7 +245,7 @@ async fn showing_a_clients_name_to_a_provider_is_audited() {
     let mut seen: Vec<(&Value, &Value, &Value, &Value)> =
         audits.iter().map(|e| (&e["actor"], &e["actor_org"], &e["resource"], &e["resource_id"])).collect();
     seen.sort_by_key(|s| s.0.to_string());
-    let mut expected = vec![
+    let mut expected = [
         (json!(provider.caller.sub), json!(provider.id), json!("referral"), json!(to_measure)),
         (json!(employer.caller.sub), json!(employer.id), json!("referral"), json!(to_vacancy)),
     ];
@@ -270,5 +270,36 @@ async fn office_reads_of_referrals_write_no_summary_audit() {
     let (client, _, to_measure, _, _) = referred_client(&app, true).await;
     fx::read(&app, &caseworker(), &format!("{}/{to_measure}", fx::REFERRALS)).await;
     fx::list(&app, &admin(), fx::REFERRALS, &[]).await;
+    assert!(summary_audits(&app, &client).await.is_empty());
+}
+
+#[tokio::test]
+async fn once_the_client_withdraws_consent_providers_see_only_the_id() {
+    // Arrange
+    let app = spawn_app().await;
+    let (client, provider, to_measure, _, _) = referred_client(&app, true).await;
+    let path = format!("{}/{to_measure}", fx::REFERRALS);
+    assert!(fx::read(&app, &provider.caller, &path).await["client"]["first_name"].is_string());
+    let withdraw = json!({"consent": {"share_with_providers": false}});
+    assert_eq!(app.patch(&format!("/api/v1/clients/{client}"), &caseworker(), &withdraw).await.status(), 200);
+    let audited = summary_audits(&app, &client).await.len();
+    // Act
+    let read = fx::read(&app, &provider.caller, &path).await;
+    // Assert
+    assert_eq!(read["client"], json!({"id": client}));
+    assert_eq!(summary_audits(&app, &client).await.len(), audited, "nothing shown, nothing audited");
+}
+
+#[tokio::test]
+async fn after_erasure_providers_see_only_the_client_id() {
+    // Arrange
+    let app = spawn_app().await;
+    let (client, provider, to_measure, _, _) = referred_client(&app, true).await;
+    assert_eq!(app.delete(&format!("/api/v1/clients/{client}"), &admin()).await.status(), 204);
+    // Act
+    let read = fx::read(&app, &provider.caller, &format!("{}/{to_measure}", fx::REFERRALS)).await;
+    // Assert: the referral stays (SPEC §5), the person is gone from it.
+    assert_eq!(read["client"], json!({"id": client}));
+    assert_eq!(read["status"], "requested");
     assert!(summary_audits(&app, &client).await.is_empty());
 }
