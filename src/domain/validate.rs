@@ -215,7 +215,7 @@ impl Checker {
     pub fn euros(&mut self, field: &str, value: Option<f64>) -> Option<i64> {
         let v = value?;
         let cents = (v * 100.0).round();
-        if !v.is_finite() || v < 0.0 || v > 1_000_000_000.0 {
+        if !v.is_finite() || !(0.0..=1_000_000_000.0).contains(&v) {
             self.add(field, "must be an amount in euros between 0 and 1 000 000 000");
             None
         } else if (v * 100.0 - cents).abs() > 1e-6 {

@@ -79,8 +79,14 @@ pub async fn update_programme(
 }
 
 pub async fn delete_programme(db: &impl ConnectionTrait, current: &programme::Model) -> Result<bool, DbErr> {
-    super::delete_versioned::<programme::Entity, _>(db, programme::Column::Id, programme::Column::Version, current.id, current.version)
-        .await
+    super::delete_versioned::<programme::Entity, _>(
+        db,
+        programme::Column::Id,
+        programme::Column::Version,
+        current.id,
+        current.version,
+    )
+    .await
 }
 
 /// An application's writable fields.

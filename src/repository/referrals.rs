@@ -143,6 +143,18 @@ pub async fn find(db: &impl ConnectionTrait, scope: &ReferralScope, id: Uuid) ->
     Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await
 }
 
+/// Like [`find`], and locks the row until the caller's transaction ends
+/// (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time anyway), so
+/// concurrent actions on one referral take turns and each sees the status the
+/// one before left — a lost race is then an invalid transition, not a stale write.
+pub async fn find_for_update(
+    db: &impl ConnectionTrait,
+    scope: &ReferralScope,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).filter(scope_condition(scope)).lock_exclusive().one(db).await
+}
+
 pub async fn by_external_id(db: &impl ConnectionTrait, org: &str, external_id: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().filter(Column::ReferringOrg.eq(org)).filter(Column::ExternalId.eq(external_id)).one(db).await
 }

@@ -120,6 +120,44 @@ where
     }
 }
 
+/// Like [`run`], for work that opens its own transactions (a batch, whose
+/// items commit one by one so a bad item never undoes the good ones). The key
+/// is claimed *before* the work, so a replay answers from the store without
+/// running the work again — running a batch's items a second time could
+/// create referrals anew. The answer is stored once the work is done; if that
+/// fails, the claim goes stale and a retry runs the work again, which the
+/// items' own duplicate checks make safe.
+pub async fn run_self_committing<F>(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    key: &IdempotencyKey,
+    request: (&str, &str, &Value),
+    work: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: AsyncFnOnce() -> Result<Created, ApiError>,
+{
+    let Some(key) = key.0.as_deref() else {
+        return Ok(work().await?.into_response(false));
+    };
+    let scope = principal.scope();
+    if let Some(replay) = claim(db, &scope, key, &fingerprint(request)).await? {
+        return Ok(replay);
+    }
+    match work().await {
+        Ok(created) => {
+            let body = created.body.to_string();
+            repo::complete(db, &scope, key, created.status.as_u16(), &body, created.location.as_deref()).await?;
+            Ok(created.into_response(false))
+        }
+        Err(err) => {
+            // Best effort, as in `run`.
+            drop(repo::release(db, &scope, key).await);
+            Err(err)
+        }
+    }
+}
+
 /// Claims the key; returns the stored response when this is a replay.
 async fn claim(
     db: &DatabaseConnection,

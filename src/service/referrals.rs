@@ -299,7 +299,7 @@ pub async fn transition(
     if_match: &IfMatch,
     req: &TransitionRequest,
 ) -> Result<Model, ApiError> {
-    let current = get(db, principal, id).await?;
+    let current = repository::referrals::find_for_update(db, &scope_for(principal), id).await?.ok_or_else(not_found)?;
     if_match.check(current.version)?;
     if !stands_on(db, principal, &current, req.action.side()).await? {
         let who = match req.action.side() {

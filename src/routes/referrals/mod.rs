@@ -183,38 +183,39 @@ pub async fn create_referrals_batch(
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let german = german_preferred(req.headers().get("accept-language").and_then(|v| v.to_str().ok()));
     let db = &state.db;
-    // The items run outside the idempotency transaction (each has its own),
-    // so one bad item never undoes the good ones.
-    let mut results = Vec::with_capacity(items.len());
-    for (index, raw) in items.iter().enumerate() {
-        let outcome = async {
-            let request = shape::<ReferralInput>(raw)?.validate()?;
-            let txn = db.begin().await?;
-            let model = referrals::create(&txn, &audit, &user, &request).await?;
-            txn.commit().await?;
-            Ok::<_, ApiError>(model)
+    // The items run outside any idempotency transaction (each has its own),
+    // so one bad item never undoes the good ones; the key is claimed first,
+    // so a replay never runs them again.
+    idempotency::run_self_committing(db, &user, &key, ("POST", req.path(), &body.raw), async || {
+        let mut results = Vec::with_capacity(items.len());
+        for (index, raw) in items.iter().enumerate() {
+            let outcome = async {
+                let request = shape::<ReferralInput>(raw)?.validate()?;
+                let txn = db.begin().await?;
+                let model = referrals::create(&txn, &audit, &user, &request).await?;
+                txn.commit().await?;
+                Ok::<_, ApiError>(model)
+            }
+            .await;
+            results.push(match outcome {
+                Ok(model) => BatchResult {
+                    index,
+                    status: StatusCode::CREATED.as_u16(),
+                    id: Some(model.id),
+                    referral: Some(ReferralDto::new(&model, None)),
+                    problem: None,
+                },
+                Err(err) => BatchResult {
+                    index,
+                    status: err.problem.status().as_u16(),
+                    id: None,
+                    referral: None,
+                    problem: Some(err.body(&request_id, german)),
+                },
+            });
         }
-        .await;
-        results.push(match outcome {
-            Ok(model) => BatchResult {
-                index,
-                status: StatusCode::CREATED.as_u16(),
-                id: Some(model.id),
-                referral: Some(ReferralDto::new(&model, None)),
-                problem: None,
-            },
-            Err(err) => BatchResult {
-                index,
-                status: err.problem.status().as_u16(),
-                id: None,
-                referral: None,
-                problem: Some(err.body(&request_id, german)),
-            },
-        });
-    }
-    let body_json = serde_json::to_value(BatchResponse { results }).map_err(ApiError::internal)?;
-    idempotency::run(db, &user, &key, ("POST", req.path(), &body.raw), async |_txn| {
-        Ok(Created { status: StatusCode::MULTI_STATUS, location: None, body: body_json })
+        let body = serde_json::to_value(BatchResponse { results }).map_err(ApiError::internal)?;
+        Ok(Created { status: StatusCode::MULTI_STATUS, location: None, body })
     })
     .await
 }
