@@ -66,12 +66,24 @@ fn duplicate_external(existing: Uuid) -> ApiError {
     .with_extension("existing_id", existing.to_string())
 }
 
-fn duplicate_active(existing: Uuid) -> ApiError {
-    ApiError::new(
+/// The `409` for a second active referral. The existing one is named only
+/// when the caller may see it: another organisation's referral stays hidden.
+async fn duplicate_active(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    existing: Uuid,
+) -> Result<ApiError, ApiError> {
+    if repository::referrals::find(db, &scope_for(principal), existing).await?.is_none() {
+        return Ok(ApiError::new(
+            Problem::DuplicateReferral,
+            "The client already has an active referral to this target.",
+        ));
+    }
+    Ok(ApiError::new(
         Problem::DuplicateReferral,
         format!("The client already has an active referral to this target: {existing}."),
     )
-    .with_extension("existing_id", existing.to_string())
+    .with_extension("existing_id", existing.to_string()))
 }
 
 fn invalid_field(field: &str, message: &str) -> ApiError {
@@ -135,7 +147,7 @@ pub async fn create(
     if let Some(existing) =
         repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await?
     {
-        return Err(duplicate_active(existing));
+        return Err(duplicate_active(db, principal, existing).await?);
     }
     let new = NewReferral {
         client_id: req.client_id,
@@ -158,7 +170,7 @@ pub async fn create(
             return Err(
                 match repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await?
                 {
-                    Some(existing) => duplicate_active(existing),
+                    Some(existing) => duplicate_active(db, principal, existing).await?,
                     None => ApiError::from(e),
                 },
             );

@@ -535,3 +535,18 @@ async fn the_client_export_includes_the_referrals_with_their_events() {
     assert_eq!(actions, ["create", "accept", "start"]);
     assert_eq!(exported["events"], json!(fx::events_of(&app, &fx::id(&to_measure)).await));
 }
+
+#[tokio::test]
+async fn a_duplicate_referral_does_not_name_another_organisations_referral() {
+    // Arrange: a job centre's client is referred by the office; the job centre then tries too.
+    let app = spawn_app().await;
+    let jobcenter = Caller::new("jobcenter");
+    let target = a_measure(&app).await;
+    let client = fx::id(&fx::client(&app, &jobcenter, json!({})).await);
+    fx::referral(&app, &caseworker(), &client, &target).await;
+    // Act
+    let res = fx::refer(&app, &jobcenter, &fx::referral_body(&client, &target, json!({}))).await;
+    // Assert
+    let problem = assert_problem(res, 409, "duplicate-referral").await;
+    assert!(problem.get("existing_id").is_none(), "{problem}");
+}
