@@ -37,6 +37,7 @@ pub const BEARER: &str = "bearer";
         (name = "referrals", description = "Referrals of clients into measures or to vacancies, with their status machine and history."),
         (name = "statistics", description = "Anonymised demand and outcome statistics with small-cell suppression."),
         (name = "webhooks", description = "Signed event notifications to partner systems (Standard Webhooks)."),
+        (name = "funding", description = "Public funding programmes the office researched, and the applications it helps with."),
         (name = "audit", description = "The append-only audit log of personal-data access (admin)."),
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),

@@ -32,5 +32,7 @@ pub mod action {
     /// An idempotent create answered again from the stored response.
     pub const REPLAY: &str = "replay";
     pub const REFERRAL_CREATE: &str = "referral.create";
+    pub const FUNDING_APPLICATION_READ: &str = "funding_application.read";
+    pub const FUNDING_APPLICATION_WRITE: &str = "funding_application.write";
     pub const REFERRAL_CLIENT_SUMMARY: &str = "referral.client_summary";
 }

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod code_lists;
 pub mod common;
 pub mod employers;
+pub mod funding;
 pub mod measures;
 pub mod ops;
 pub mod providers;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     referrals::configure(cfg);
     statistics::configure(cfg);
     webhooks::configure(cfg);
+    funding::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
 }
@@ -43,6 +45,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         referrals::ACCESS,
         statistics::ACCESS,
         webhooks::ACCESS,
+        funding::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
     ]

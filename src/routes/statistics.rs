@@ -9,16 +9,19 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::{Access, AuthUser, Role::*},
     error::{ApiError, FieldError},
-    service::statistics::{self, DemandQuery, DemandReport, Dim, OutcomeGroup, OutcomeReport},
+    service::statistics::{
+        self, DemandQuery, DemandReport, Dim, FundingGroup, FundingReport, OutcomeGroup, OutcomeReport,
+    },
     startup::AppState,
 };
 
 pub const DEMAND: Access = Access::new("get_demand_statistics", &[Admin, Caseworker, Jobcenter, Provider, Analyst]);
 pub const OUTCOMES: Access = Access::new("get_outcome_statistics", &[Admin, Caseworker, Jobcenter, Provider, Analyst]);
-pub const ACCESS: &[&Access] = &[&DEMAND, &OUTCOMES];
+pub const FUNDING: Access = Access::new("get_funding_statistics", &[Admin, Caseworker, Jobcenter, Provider, Analyst]);
+pub const ACCESS: &[&Access] = &[&DEMAND, &OUTCOMES, &FUNDING];
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(get_demand_statistics).service(get_outcome_statistics);
+    cfg.service(get_demand_statistics).service(get_outcome_statistics).service(get_funding_statistics);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -113,5 +116,34 @@ pub async fn get_outcome_statistics(
     let from = instant("from", q.from.as_deref())?;
     let to = instant("to", q.to.as_deref())?;
     let report = statistics::outcomes(&state.db, group, from, to, u64::from(state.settings.stats_min_cell)).await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FundingParams {
+    /// `programme` (default), `funder` or `applicant_kind`.
+    pub group_by: Option<String>,
+}
+
+/// Funding raised
+///
+/// Per group: applications (not drafts), grants, amounts requested and
+/// granted. Groups with fewer than `min_cell` applications or grants are
+/// suppressed, their sums with them.
+#[utoipa::path(
+    tag = "statistics",
+    params(FundingParams),
+    responses((status = 200, description = "The funding table", body = FundingReport)),
+)]
+#[get("/statistics/funding")]
+pub async fn get_funding_statistics(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<FundingParams>,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&FUNDING)?;
+    let group = FundingGroup::parse(query.group_by.as_deref())?;
+    let report = statistics::funding(&state.db, group, u64::from(state.settings.stats_min_cell)).await?;
     Ok(HttpResponse::Ok().json(report))
 }

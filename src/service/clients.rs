@@ -190,6 +190,7 @@ pub struct ExportData {
     pub consultations: Vec<consultation::Model>,
     pub audit_events: Vec<crate::entities::audit_event::Model>,
     pub referrals: Vec<(crate::entities::referral::Model, Vec<crate::entities::referral_event::Model>)>,
+    pub funding_applications: Vec<crate::entities::funding_application::Model>,
 }
 
 pub async fn export(
@@ -202,7 +203,9 @@ pub async fn export(
     let consultations = repository::consultations::all_for(db, Subject::Client(id)).await?;
     let audit_events = repository::audit::for_client(db, id).await?;
     let referrals = repository::referrals::of_client(db, id).await?;
-    Ok(ExportData { client, consultations, audit_events, referrals })
+    let filter = repository::funding::ApplicationFilter { applicant_id: Some(id), ..Default::default() };
+    let funding_applications = repository::funding::list_applications(db, &filter, None, false, 10_000).await?;
+    Ok(ExportData { client, consultations, audit_events, referrals, funding_applications })
 }
 
 pub async fn consultation(

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod cursor;
 pub mod employers;
+pub mod funding;
 pub mod idempotency;
 pub mod matching;
 pub mod measures;

@@ -418,3 +418,105 @@ pub async fn outcomes(
         .collect();
     Ok(OutcomeReport { group_by: group.name().to_owned(), min_cell, rows })
 }
+
+/// How funding statistics are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FundingGroup {
+    Programme,
+    Funder,
+    ApplicantKind,
+}
+
+impl FundingGroup {
+    pub fn parse(value: Option<&str>) -> Result<Self, ApiError> {
+        match value.map(str::trim) {
+            None | Some("") | Some("programme") => Ok(Self::Programme),
+            Some("funder") => Ok(Self::Funder),
+            Some("applicant_kind") => Ok(Self::ApplicantKind),
+            Some(_) => Err(ApiError::bad_request("Invalid query parameters.")
+                .with_errors(vec![FieldError::new("group_by", "must be programme, funder or applicant_kind")])),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Programme => "programme",
+            Self::Funder => "funder",
+            Self::ApplicantKind => "applicant_kind",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FundingRow {
+    /// The group's value: a programme id, a funder's name or an applicant kind.
+    pub group: String,
+    /// Applications (all statuses but `draft`).
+    pub applications: Option<u64>,
+    pub granted: Option<u64>,
+    pub amount_requested_eur: Option<f64>,
+    /// Funding raised: the granted amounts.
+    pub amount_granted_eur: Option<f64>,
+    pub suppressed: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FundingReport {
+    pub group_by: String,
+    pub min_cell: u64,
+    pub rows: Vec<FundingRow>,
+}
+
+/// Funding raised, by programme, funder or kind of applicant. Sums are
+/// suppressed with the counts they come from (a small group's sum would
+/// reveal individual grants).
+pub async fn funding(db: &impl ConnectionTrait, group: FundingGroup, min_cell: u64) -> Result<FundingReport, ApiError> {
+    let applications = repository::funding::all_applications(db).await?;
+    let mut funders: HashMap<Uuid, String> = HashMap::new();
+    if group == FundingGroup::Funder {
+        let ids: HashSet<Uuid> = applications.iter().map(|a| a.programme_id).collect();
+        for id in ids {
+            if let Some(p) = repository::funding::find_programme(db, id).await? {
+                funders.insert(id, p.funder);
+            }
+        }
+    }
+    #[derive(Default)]
+    struct Sums {
+        applications: u64,
+        granted: u64,
+        requested: i64,
+        granted_cents: i64,
+    }
+    let mut table: BTreeMap<String, Sums> = BTreeMap::new();
+    for a in applications.iter().filter(|a| a.status != "draft") {
+        let key = match group {
+            FundingGroup::Programme => a.programme_id.to_string(),
+            FundingGroup::Funder => funders.get(&a.programme_id).cloned().unwrap_or_default(),
+            FundingGroup::ApplicantKind => a.applicant_kind.clone(),
+        };
+        let s = table.entry(key).or_default();
+        s.applications += 1;
+        s.requested += a.amount_requested_cents;
+        if a.status == "granted" {
+            s.granted += 1;
+            s.granted_cents += a.amount_granted_cents.unwrap_or(0);
+        }
+    }
+    let rows = table
+        .into_iter()
+        .map(|(group, s)| {
+            let applications = publish(s.applications, min_cell);
+            let granted = publish(s.granted, min_cell);
+            FundingRow {
+                group,
+                applications,
+                granted,
+                amount_requested_eur: applications.map(|_| s.requested as f64 / 100.0),
+                amount_granted_eur: granted.map(|_| s.granted_cents as f64 / 100.0),
+                suppressed: applications.is_none() || granted.is_none(),
+            }
+        })
+        .collect();
+    Ok(FundingReport { group_by: group.name().to_owned(), min_cell, rows })
+}

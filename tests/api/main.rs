@@ -11,6 +11,7 @@ mod code_lists;
 mod contract;
 mod employers;
 mod errors;
+mod funding;
 mod measures;
 mod ops;
 mod providers;

@@ -368,6 +368,8 @@ pub struct ClientExport {
     pub consultations: Vec<ConsultationDto>,
     /// Referrals of the client, each with its history.
     pub referrals: Vec<crate::routes::referrals::dto::ReferralWithEvents>,
+    /// Funding applications the client made.
+    pub funding_applications: Vec<crate::routes::funding::ApplicationDto>,
     /// Who read or changed the client's data, and when.
     pub audit_events: Vec<AuditEventDto>,
 }

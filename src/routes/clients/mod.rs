@@ -253,6 +253,11 @@ pub async fn export_client(
                 events: events.iter().map(ReferralEventDto::from).collect(),
             })
             .collect(),
+        funding_applications: data
+            .funding_applications
+            .iter()
+            .map(crate::routes::funding::ApplicationDto::from)
+            .collect(),
         audit_events: data.audit_events.iter().map(AuditEventDto::from).collect(),
     };
     Ok(HttpResponse::Ok()
