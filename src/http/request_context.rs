@@ -31,14 +31,20 @@ fn request_id_of(req: &ServiceRequest) -> String {
 }
 
 pub async fn request_context(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
+    // HEAD is answered as GET without the body (RFC 9110 §9.3.2): every
+    // route is declared for GET only, so HEAD is routed as GET here.
+    let is_head = req.method() == actix_web::http::Method::HEAD;
+    if is_head {
+        req.head_mut().method = actix_web::http::Method::GET;
+    }
     let request_id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let german = prefers_german(&req);
-    let method = req.method().to_string();
+    let method = if is_head { "HEAD".to_owned() } else { req.method().to_string() };
     let span = tracing::info_span!("request", request_id = %request_id, method = %method);
 
     // Handlers' errors arrive as `Ok` error responses; an `Err` here comes
@@ -65,6 +71,9 @@ pub async fn request_context(
     super::metrics::record_request(&method, &route, status.as_u16(), elapsed);
 
     let mut res = render_problem(res, &request_id, german);
+    if is_head {
+        res = res.map_body(|_, _| BoxBody::new(()));
+    }
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }

@@ -298,3 +298,13 @@ async fn no_problem_body_leaks_sql_panics_or_source_paths() {
         }
     }
 }
+
+#[tokio::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let res = app.request(reqwest::Method::HEAD, "/api/v1/providers", Some(&caseworker())).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().is_empty());
+    let res = app.client.head(app.url("/livez")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
