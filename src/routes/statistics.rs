@@ -92,10 +92,14 @@ pub async fn get_demand_statistics(
 
 /// Outcomes by measure kind, provider or funding
 ///
-/// Per group: `referrals`, `acceptance_rate`, `completion_rate`,
-/// `dropout_rate` and `employment_share` (completions with outcome
-/// `employed`, `apprenticeship` or `self_employed`). Rates over fewer than
-/// `min_cell` referrals are `null` (`"suppressed": true`).
+/// Per group of measures: `referrals`; `acceptance_rate` (accepted ever ÷
+/// accepted ever or rejected); `completion_rate` (completed ÷ started);
+/// `dropout_rate` (ended early after the start — `failed` or `cancelled`
+/// while in progress, whoever ended it — ÷ started); and `employment_share`
+/// (completions with outcome `employed`, `apprenticeship` or
+/// `self_employed` ÷ completions). A referral count from 1 to `min_cell − 1`
+/// is `null`, and so is a rate whose own denominator is below `min_cell`;
+/// either makes the row `"suppressed": true`.
 #[utoipa::path(
     tag = "statistics",
     params(OutcomeParams),

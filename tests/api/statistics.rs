@@ -72,6 +72,9 @@ fn reject() -> Value {
 fn fail() -> Value {
     json!({"action": "fail", "reason_code": "client_unreachable"})
 }
+fn cancel() -> Value {
+    json!({"action": "cancel", "reason_code": "no_longer_needed"})
+}
 fn complete(outcome: &str) -> Value {
     json!({"action": "complete", "outcome": outcome})
 }
@@ -590,4 +593,25 @@ async fn rates_over_fewer_than_five_are_suppressed_even_when_the_group_is_large_
     assert_eq!(row["completion_rate"], Value::Null);
     assert_eq!(row["dropout_rate"], Value::Null);
     assert_eq!(row["suppressed"], true);
+}
+
+#[tokio::test]
+async fn cancelling_a_started_referral_counts_as_a_dropout() {
+    // Arrange: 5 started — 3 completed, 1 failed, 1 cancelled by the referring side while in progress.
+    let app = spawn_app().await;
+    let provider = id_of(&app.create_provider("Bildungswerk Ost").await);
+    let measure = app.create_measure(&course(&provider, "activation", "21", 12, "62102")).await;
+    let clients = create_clients(&app, 5, &resident("21")).await;
+    let ends = [complete("employed"), complete("employed"), complete("none"), fail(), cancel()];
+    for (client, end) in clients.iter().zip(ends) {
+        walk(&app, &refer(&app, client, &measure).await, &[accept(), start(), end]).await;
+    }
+
+    // Act
+    let report = report(&app, &format!("{OUTCOMES}?group_by=measure_kind")).await;
+
+    // Assert
+    let row = report["rows"].as_array().unwrap().iter().find(|r| r["group"] == "activation").unwrap();
+    assert_eq!(rate(row, "completion_rate"), Some(0.6));
+    assert_eq!(rate(row, "dropout_rate"), Some(0.4), "row: {row}");
 }
