@@ -66,7 +66,12 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
 /// 1 to `min_cell − 1` is `null` and the row says `"suppressed": true`; a
 /// total is `null` when it would reveal a suppressed cell. Client and
 /// referral counts use the client's district, target groups and occupation
-/// fields; seats use the measure's. Anonymous: no personal data ever.
+/// fields; seats use the measure's. `referrals_active` includes the
+/// `requested` ones (active: `requested`, `accepted`, `on_hold`,
+/// `in_progress`). `from` and `to` narrow only the two referral counts;
+/// clients, seats and `unserved_clients` describe the present. By
+/// `measure_kind`, a client is counted under the kind of each measure it has
+/// an active referral to, else under `null`. Anonymous: no personal data ever.
 #[utoipa::path(
     tag = "statistics",
     params(DemandParams),
