@@ -69,7 +69,12 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
 /// 1 to `min_cell − 1` is `null` and the row says `"suppressed": true`; a
 /// total is `null` when it would reveal a suppressed cell. Client and
 /// referral counts use the client's district, target groups and occupation
-/// fields; seats use the measure's. Anonymous: no personal data ever.
+/// fields; seats use the measure's. `referrals_active` includes the
+/// `requested` ones (active: `requested`, `accepted`, `on_hold`,
+/// `in_progress`). `from` and `to` narrow only the two referral counts;
+/// clients, seats and `unserved_clients` describe the present. By
+/// `measure_kind`, a client is counted under the kind of each measure it has
+/// an active referral to, else under `null`. Anonymous: no personal data ever.
 #[utoipa::path(
     tag = "statistics",
     params(DemandParams),
@@ -95,10 +100,14 @@ pub async fn get_demand_statistics(
 
 /// Outcomes by measure kind, provider or funding
 ///
-/// Per group: `referrals`, `acceptance_rate`, `completion_rate`,
-/// `dropout_rate` and `employment_share` (completions with outcome
-/// `employed`, `apprenticeship` or `self_employed`). Rates over fewer than
-/// `min_cell` referrals are `null` (`"suppressed": true`).
+/// Per group of measures: `referrals`; `acceptance_rate` (accepted ever ÷
+/// accepted ever or rejected); `completion_rate` (completed ÷ started);
+/// `dropout_rate` (ended early after the start — `failed` or `cancelled`
+/// while in progress, whoever ended it — ÷ started); and `employment_share`
+/// (completions with outcome `employed`, `apprenticeship` or
+/// `self_employed` ÷ completions). A referral count from 1 to `min_cell − 1`
+/// is `null`, and so is a rate whose own denominator is below `min_cell`;
+/// either makes the row `"suppressed": true`.
 #[utoipa::path(
     tag = "statistics",
     params(OutcomeParams),

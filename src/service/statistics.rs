@@ -326,7 +326,10 @@ pub struct OutcomeRow {
     pub acceptance_rate: Option<f64>,
     /// Completed ÷ started (ever).
     pub completion_rate: Option<f64>,
-    /// Failed after starting ÷ started (ever).
+    /// Ended early after starting (`failed` or `cancelled` from
+    /// `in_progress`) ÷ started (ever): a drop-out is any premature exit,
+    /// whichever side ended it, so completion rate + drop-out rate + the
+    /// share still running make 1.
     pub dropout_rate: Option<f64>,
     /// Completions with outcome `employed`, `apprenticeship` or `self_employed` ÷ completions.
     pub employment_share: Option<f64>,
@@ -385,7 +388,8 @@ pub async fn outcomes(
         if started.contains(&r.id) {
             c.started += 1;
             c.completed += u64::from(status == Some(ReferralStatus::Completed));
-            c.dropped += u64::from(status == Some(ReferralStatus::Failed));
+            // Only `in_progress` leads to `cancelled` once started, so this is a premature exit too.
+            c.dropped += u64::from(matches!(status, Some(ReferralStatus::Failed | ReferralStatus::Cancelled)));
         }
         if status == Some(ReferralStatus::Completed)
             && r.outcome
