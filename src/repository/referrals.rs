@@ -449,3 +449,23 @@ pub async fn ever(db: &impl ConnectionTrait, action: &str) -> Result<std::collec
         .into_iter()
         .collect())
 }
+
+/// The measures and vacancies a client has an active referral to.
+pub async fn active_targets(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+) -> Result<(std::collections::HashSet<Uuid>, std::collections::HashSet<Uuid>), DbErr> {
+    let active =
+        [ReferralStatus::Requested, ReferralStatus::OnHold, ReferralStatus::Accepted, ReferralStatus::InProgress]
+            .map(|s| s.as_str());
+    let rows: Vec<(Option<Uuid>, Option<Uuid>)> = Entity::find()
+        .select_only()
+        .column(Column::MeasureId)
+        .column(Column::VacancyId)
+        .filter(Column::ClientId.eq(client_id))
+        .filter(Column::Status.is_in(active))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok((rows.iter().filter_map(|r| r.0).collect(), rows.iter().filter_map(|r| r.1).collect()))
+}

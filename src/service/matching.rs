@@ -54,6 +54,8 @@ pub async fn for_client(
         education: client.education_level.as_deref().and_then(EducationLevel::parse),
         available_from: client.available_from.filter(|d| *d > today).unwrap_or(today),
     };
+    // Targets the client is already referred to are not offered again.
+    let (referred_measures, referred_vacancies) = repository::referrals::active_targets(db, client_id).await?;
     let mut out = Vec::new();
     if measures {
         for m in repository::measures::all(db).await? {
@@ -62,6 +64,7 @@ pub async fn for_client(
             let on = m.start_date.filter(|d| *d > today).unwrap_or(today);
             let age = client.date_of_birth.map(|b| age_on(b, on));
             if !open
+                || referred_measures.contains(&m.id)
                 || m.seats_taken >= m.capacity
                 || !ineligibility(&measure_groups, &profile.target_groups, m.min_age, m.max_age, age).is_empty()
             {
@@ -82,7 +85,10 @@ pub async fn for_client(
         for v in repository::vacancies::open(db).await? {
             let languages = tags::split(&v.languages);
             let min_education = v.min_education_level.as_deref().and_then(EducationLevel::parse);
-            if v.positions_filled >= v.positions || !meets_vacancy(&profile, min_education, &languages) {
+            if referred_vacancies.contains(&v.id)
+                || v.positions_filled >= v.positions
+                || !meets_vacancy(&profile, min_education, &languages)
+            {
                 continue;
             }
             let offer = Offer {

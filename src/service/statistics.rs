@@ -100,6 +100,10 @@ fn cells(per_dim: &[Values]) -> Vec<Vec<Option<String>>> {
     out
 }
 
+/// Column pairs (whole, part) of the demand counts where the part is a
+/// subset of the whole: requested ⊆ active, free ⊆ offered, unserved ⊆ clients.
+const RELATED: [(usize, usize); 3] = [(2, 1), (3, 4), (0, 5)];
+
 #[derive(Debug, Default, Clone, Copy)]
 struct DemandCounts {
     clients: u64,
@@ -261,7 +265,14 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
                 c.seats_free,
                 c.unserved_clients,
             ];
-            let published: Vec<Option<u64>> = counts.iter().map(|n| publish(*n, min_cell)).collect();
+            let mut published: Vec<Option<u64>> = counts.iter().map(|n| publish(*n, min_cell)).collect();
+            // Secondary suppression: where one column is part of another
+            // (`RELATED`), a small difference would reveal a small group.
+            for (whole, part) in RELATED {
+                if publish(counts[whole].saturating_sub(counts[part]), min_cell).is_none() {
+                    published[part] = None;
+                }
+            }
             for (i, p) in published.iter().enumerate() {
                 hidden[i] |= p.is_none();
             }
@@ -277,6 +288,20 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
             }
         })
         .collect();
+    // The same secondary suppression for the totals.
+    let total_counts = [
+        totals.clients,
+        totals.referrals_requested,
+        totals.referrals_active,
+        totals.seats_offered,
+        totals.seats_free,
+        totals.unserved_clients,
+    ];
+    for (whole, part) in RELATED {
+        if publish(total_counts[whole].saturating_sub(total_counts[part]), min_cell).is_none() {
+            hidden[part] = true;
+        }
+    }
     let totals = DemandTotals {
         clients: publish_total(totals.clients, hidden[0], min_cell),
         referrals_requested: publish_total(totals.referrals_requested, hidden[1], min_cell),

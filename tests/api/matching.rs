@@ -284,3 +284,21 @@ async fn reading_matches_writes_one_client_matches_audit_event() {
     assert_eq!(event["actor"], reader.sub.as_str());
     assert_eq!(event["client_id"], client["id"]);
 }
+
+#[tokio::test]
+async fn a_measure_or_vacancy_the_client_is_already_referred_to_is_not_offered_again() {
+    // Arrange
+    let app = spawn_app().await;
+    let p = id_of(&app.create_provider("Bildungswerk Ost").await);
+    let client = app.create_client(&caseworker(), &a_client()).await;
+    let referred = app.create_measure(&measure(&p, "Schon zugewiesen", json!({}))).await;
+    app.create_measure(&measure(&p, "Noch frei", json!({}))).await;
+    let body = json!({"client_id": id_of(&client), "measure_id": id_of(&referred)});
+    app.create("/api/v1/referrals", &caseworker(), &body).await;
+
+    // Act
+    let found = matches(&app, &client, "kind=measure").await;
+
+    // Assert
+    assert_eq!(titles(&found), ["Noch frei"]);
+}

@@ -107,9 +107,11 @@ fn counts(row: &Value) -> [Value; 6] {
 }
 
 /// The known demand data set:
-/// - district 21: 12 active youth clients (KldB 62102); 5 of them referred
-///   (`requested`), 1 in progress, 1 rejected, 5 never referred; and 1
-///   inactive client who must not count;
+/// - district 21: 16 active youth clients (KldB 62102); 5 of them referred
+///   (`requested`), 5 in progress, 1 rejected, 5 never referred; and 1
+///   inactive client who must not count. (Every pair of related columns —
+///   requested/active, free/offered, unserved/clients — differs by 0 or by at
+///   least 5, so secondary suppression hides nothing here.)
 /// - district 22: 2 active youth clients, never referred;
 /// - measures: application training in 21 (12 seats, KldB 62), vocational
 ///   training in 22 (6 seats, KldB 71), and a closed language course in 21
@@ -120,14 +122,16 @@ async fn known_demand(app: &TestApp) {
     app.create_measure(&course(&provider, "vocational_training", "22", 6, "71402")).await;
     app.create_measure(&with(course(&provider, "language_course", "21", 10, "62102"), json!({"status": "closed"})))
         .await;
-    let d21 = create_clients(app, 12, &resident("21")).await;
+    let d21 = create_clients(app, 16, &resident("21")).await;
     create_clients(app, 2, &resident("22")).await;
     create_clients(app, 1, &with(resident("21"), json!({"status": "inactive"}))).await;
     for client in &d21[..5] {
         refer(app, client, &m21).await;
     }
-    walk(app, &refer(app, &d21[5], &m21).await, &[accept(), start()]).await;
-    walk(app, &refer(app, &d21[6], &m21).await, &[reject()]).await;
+    for client in &d21[5..10] {
+        walk(app, &refer(app, client, &m21).await, &[accept(), start()]).await;
+    }
+    walk(app, &refer(app, &d21[10], &m21).await, &[reject()]).await;
 }
 
 /// The known outcome data set. Further training (`sgb3_81`, provider A):
@@ -223,7 +227,7 @@ async fn demand_by_district_counts_active_clients_referrals_seats_and_unserved_c
     assert_eq!(report["group_by"], json!(["district"]));
     assert_eq!(report["min_cell"], 5);
     let d21 = row(&report, &[("district", Some("21"))]);
-    assert_eq!(counts(d21), [json!(12), json!(5), json!(6), json!(12), json!(11), json!(6)], "row: {d21}");
+    assert_eq!(counts(d21), [json!(16), json!(5), json!(10), json!(12), json!(7), json!(6)], "row: {d21}");
     assert_eq!(d21["suppressed"], false);
     assert_eq!(report["rows"].as_array().unwrap().len(), 2, "districts 21 and 22 only: {report}");
 }
@@ -237,10 +241,10 @@ async fn demand_by_measure_kind_files_clients_under_the_kind_of_their_active_ref
     // Act
     let report = report(&app, &format!("{DEMAND}?group_by=district,measure_kind")).await;
 
-    // Assert: 5 requested + 1 in progress are served by application training;
+    // Assert: 5 requested + 5 in progress are served by application training;
     // the rejected one and the 5 never referred have no kind and are unserved.
     let served = row(&report, &[("district", Some("21")), ("measure_kind", Some("application_training"))]);
-    assert_eq!(counts(served), [json!(6), json!(5), json!(6), json!(12), json!(11), json!(0)], "row: {served}");
+    assert_eq!(counts(served), [json!(10), json!(5), json!(10), json!(12), json!(7), json!(0)], "row: {served}");
     let unserved = row(&report, &[("district", Some("21")), ("measure_kind", None)]);
     assert_eq!(counts(unserved), [json!(6), json!(0), json!(0), json!(0), json!(0), json!(6)], "row: {unserved}");
     let offered = row(&report, &[("district", Some("22")), ("measure_kind", Some("vocational_training"))]);
@@ -258,9 +262,9 @@ async fn demand_by_occupation_field_uses_the_first_two_kldb_digits() {
     // Act
     let report = report(&app, &format!("{DEMAND}?group_by=occupation_field")).await;
 
-    // Assert: all 14 active clients hold 62102; the seats are the measures' own fields.
+    // Assert: all 18 active clients hold 62102; the seats are the measures' own fields.
     let f62 = row(&report, &[("occupation_field", Some("62"))]);
-    assert_eq!(counts(f62), [json!(14), json!(5), json!(6), json!(12), json!(11), json!(8)], "row: {f62}");
+    assert_eq!(counts(f62), [json!(18), json!(5), json!(10), json!(12), json!(7), json!(8)], "row: {f62}");
     let f71 = row(&report, &[("occupation_field", Some("71"))]);
     assert_eq!(counts(f71), [json!(0), json!(0), json!(0), json!(6), json!(6), json!(0)], "row: {f71}");
     assert_eq!(report["rows"].as_array().unwrap().len(), 2, "{report}");
@@ -276,7 +280,7 @@ async fn demand_totals_are_published_when_no_cell_is_suppressed() {
     let report = report(&app, &format!("{DEMAND}?group_by=occupation_field")).await;
 
     // Assert
-    assert_eq!(counts(&report["totals"]), [json!(14), json!(5), json!(6), json!(18), json!(17), json!(8)]);
+    assert_eq!(counts(&report["totals"]), [json!(18), json!(5), json!(10), json!(18), json!(13), json!(8)]);
 }
 
 #[tokio::test]
@@ -291,8 +295,8 @@ async fn demand_district_filter_keeps_only_that_districts_clients_referrals_and_
     // Assert: district 22's clients and seats are gone.
     assert_eq!(report["rows"].as_array().unwrap().len(), 1, "{report}");
     let youth = row(&report, &[("target_group", Some("youth"))]);
-    assert_eq!(counts(youth), [json!(12), json!(5), json!(6), json!(12), json!(11), json!(6)], "row: {youth}");
-    assert_eq!(counts(&report["totals"]), [json!(12), json!(5), json!(6), json!(12), json!(11), json!(6)]);
+    assert_eq!(counts(youth), [json!(16), json!(5), json!(10), json!(12), json!(7), json!(6)], "row: {youth}");
+    assert_eq!(counts(&report["totals"]), [json!(16), json!(5), json!(10), json!(12), json!(7), json!(6)]);
 }
 
 #[tokio::test]
@@ -385,9 +389,9 @@ async fn demand_totals_that_would_reveal_a_suppressed_cell_are_null() {
     // Act
     let report = report(&app, &format!("{DEMAND}?group_by=district")).await;
 
-    // Assert: 14 clients minus district 21's 12 would reveal district 22's 2;
+    // Assert: 18 clients minus district 21's 16 would reveal district 22's 2;
     // the columns without a hidden cell keep their totals.
-    assert_eq!(counts(&report["totals"]), [Value::Null, json!(5), json!(6), json!(18), json!(17), Value::Null]);
+    assert_eq!(counts(&report["totals"]), [Value::Null, json!(5), json!(10), json!(18), json!(13), Value::Null]);
 }
 
 #[tokio::test]
@@ -614,4 +618,29 @@ async fn cancelling_a_started_referral_counts_as_a_dropout() {
     let row = report["rows"].as_array().unwrap().iter().find(|r| r["group"] == "activation").unwrap();
     assert_eq!(rate(row, "completion_rate"), Some(0.6));
     assert_eq!(rate(row, "dropout_rate"), Some(0.4), "row: {row}");
+}
+
+#[tokio::test]
+async fn a_small_difference_between_related_columns_is_suppressed_too() {
+    // Arrange: 6 requested referrals and 1 in progress — active minus
+    // requested would reveal the one person in the measure.
+    let app = spawn_app().await;
+    let provider = id_of(&app.create_provider("Bildungswerk Ost").await);
+    let measure = app.create_measure(&course(&provider, "application_training", "21", 12, "62102")).await;
+    let clients = create_clients(&app, 7, &resident("21")).await;
+    for client in &clients[..6] {
+        refer(&app, client, &measure).await;
+    }
+    walk(&app, &refer(&app, &clients[6], &measure).await, &[accept(), start()]).await;
+
+    // Act
+    let report = report(&app, &format!("{DEMAND}?group_by=district")).await;
+
+    // Assert: requested (6 of 7 active) and free seats (11 of 12) are hidden.
+    let d21 = row(&report, &[("district", Some("21"))]);
+    assert_eq!(d21["referrals_active"], 7);
+    assert!(d21["referrals_requested"].is_null(), "{d21}");
+    assert!(d21["seats_free"].is_null(), "{d21}");
+    assert_eq!(d21["suppressed"], true);
+    assert!(report["totals"]["referrals_requested"].is_null(), "{report}");
 }
