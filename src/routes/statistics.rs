@@ -67,7 +67,11 @@ fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
 /// `seats_offered` and `seats_free` of measures not closed, and
 /// `unserved_clients` (active clients with no active referral). A count from
 /// 1 to `min_cell − 1` is `null` and the row says `"suppressed": true`; a
-/// total is `null` when it would reveal a suppressed cell. Client and
+/// total is `null` when it would reveal a suppressed cell. Where one count
+/// is part of another (`referrals_requested` of `referrals_active`,
+/// `seats_free` of `seats_offered`, `unserved_clients` of `clients`) and the
+/// two differ by 1 to `min_cell − 1`, the part is `null` too, since the
+/// difference would count a small group. Client and
 /// referral counts use the client's district, target groups and occupation
 /// fields; seats use the measure's. `referrals_active` includes the
 /// `requested` ones (active: `requested`, `accepted`, `on_hold`,
