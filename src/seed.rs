@@ -403,14 +403,98 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
     }
     txn.commit().await?;
 
+    let funding = demo_funding(db, &mut rng, &client_ids, &employer_ids, &provider_ids).await?;
     let referrals = demo_referrals(db, &principal, &audit, &mut rng, &client_ids, &measure_ids, &vacancy_ids).await?;
     Ok(format!(
-        "demo data added: {} providers, {} measures, {} employers with {vacancy_count} vacancies, {} clients, {consultations} consultations, {referrals} referrals",
+        "demo data added: {} providers, {} measures, {} employers with {vacancy_count} vacancies, {} clients, {consultations} consultations, {funding} funding applications, {referrals} referrals",
         provider_ids.len(),
         measure_ids.len(),
         employer_ids.len(),
         client_ids.len()
     ))
+}
+
+/// Funding programmes of the kind the office researches, and applications.
+async fn demo_funding(
+    db: &DatabaseConnection,
+    rng: &mut StdRng,
+    clients: &[Uuid],
+    employers: &[Uuid],
+    providers: &[Uuid],
+) -> anyhow::Result<usize> {
+    use crate::repository::funding::{ApplicationFields, ProgrammeFields};
+    /// name, funder, legal basis, target groups, applicant kinds, maximum (cents)
+    type Programme<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], &'a [&'a str], i64);
+    let programmes: &[Programme] = &[
+        (
+            "Gründungszuschuss",
+            "Bundesagentur für Arbeit",
+            "§ 93 SGB III",
+            &["founder", "unemployed"],
+            &["client"],
+            3_000_000,
+        ),
+        ("Einstiegsgeld", "Jobcenter Leipzig", "§ 16b SGB II", &["long_term_unemployed"], &["client"], 600_000),
+        ("Eingliederungszuschuss", "Bundesagentur für Arbeit", "§ 88 SGB III", &[], &["employer"], 2_500_000),
+        (
+            "Verfügungsfonds Leipziger Osten",
+            "Stadt Leipzig, Soziale Stadt",
+            "Städtebauförderung",
+            &[],
+            &["association", "provider"],
+            500_000,
+        ),
+        (
+            "ESF Plus Qualifizierung",
+            "Freistaat Sachsen",
+            "ESF Plus",
+            &["migrant", "single_parent"],
+            &["provider"],
+            20_000_000,
+        ),
+    ];
+    let mut ids = Vec::new();
+    let txn = db.begin().await?;
+    for (name, funder, basis, groups, applicants, max) in programmes {
+        let fields = ProgrammeFields {
+            name: (*name).into(),
+            funder: (*funder).into(),
+            legal_basis: Some((*basis).into()),
+            target_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            eligible_applicants: applicants.iter().map(|a| (*a).to_owned()).collect(),
+            max_amount_cents: Some(*max),
+            deadline: None,
+            url: Some("https://example.org/foerderung".into()),
+        };
+        ids.push((repository::funding::insert_programme(&txn, &fields).await?.id, applicants[0]));
+    }
+    let mut made = 0;
+    for n in 0..24 {
+        let (programme_id, kind) = ids[n % ids.len()];
+        let applicant_id = match kind {
+            "client" => pick(rng, clients),
+            "employer" => pick(rng, employers),
+            _ => pick(rng, providers),
+        };
+        let status = pick(rng, &["submitted", "granted", "granted", "rejected", "draft"]);
+        let requested = rng.random_range(10..300) * 10_000;
+        let fields = ApplicationFields {
+            programme_id,
+            applicant_kind: if kind == "association" { "provider".into() } else { kind.into() },
+            applicant_id,
+            amount_requested_cents: requested,
+            amount_granted_cents: (status == "granted").then_some(requested / 10 * 9),
+            status: status.into(),
+            submitted_on: (status != "draft").then(|| now().date_naive() - Duration::days(rng.random_range(30..200))),
+            decided_on: matches!(status, "granted" | "rejected")
+                .then(|| now().date_naive() - Duration::days(rng.random_range(1..29))),
+            note: None,
+        };
+        repository::funding::insert_application(&txn, &fields).await?;
+        made += 1;
+    }
+    txn.commit().await?;
+    Ok(made)
 }
 
 /// Referrals in every status, made through the service so counters and
