@@ -24,6 +24,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY migrations/ migrations/
 COPY src/ src/
 COPY openapi/ openapi/
+# src/openapi.rs includes docs/openapi-intro.md at compile time.
+COPY docs/ docs/
 
 # The cache mounts keep the crates.io registry and target/ between builds,
 # so a source change rebuilds only the workspace crates. target/ lives
