@@ -23,6 +23,7 @@ async fn main() {
     let concurrency: usize = args[3].parse().expect("concurrency");
     let seconds: u64 = args[4].parse().expect("seconds");
     let paths: Arc<Vec<String>> = Arc::new(args[5..].to_vec());
+    drop(rustls::crypto::ring::default_provider().install_default());
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("client");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();
