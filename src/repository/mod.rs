@@ -13,7 +13,7 @@ pub mod server_keys;
 pub mod tags;
 pub mod vacancies;
 
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 use crate::error::ApiError;
 
@@ -25,7 +25,7 @@ pub fn constraint(
     on_unique: impl FnOnce(&str) -> Option<ApiError>,
     on_foreign_key: impl FnOnce(&str) -> Option<ApiError>,
 ) -> ApiError {
-    let mapped = match err.sql_err() {
+    let mapped = match sql_err(&err) {
         Some(SqlErr::UniqueConstraintViolation(msg)) => on_unique(&msg),
         Some(SqlErr::ForeignKeyConstraintViolation(msg)) => on_foreign_key(&msg),
         _ => None,
@@ -33,9 +33,30 @@ pub fn constraint(
     mapped.unwrap_or_else(|| ApiError::from(err))
 }
 
+/// `DbErr::sql_err`, plus the foreign-key violations it misses on SQLite.
+///
+/// Every foreign key is `ON DELETE RESTRICT`. SQLite enforces RESTRICT with an
+/// internal trigger, so deleting a referenced row fails with extended code
+/// 1811 (`SQLITE_CONSTRAINT_TRIGGER`), not 787 (`SQLITE_CONSTRAINT_FOREIGNKEY`),
+/// and sea-orm does not classify it: a `DELETE` of a vacancy with referrals
+/// was a `500` on SQLite and a `409` on PostgreSQL.
+fn sql_err(err: &DbErr) -> Option<SqlErr> {
+    err.sql_err().or_else(|| match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            sea_orm::sqlx::Error::Database(db)
+                if db.code().as_deref() == Some("1811") && db.message().contains("FOREIGN KEY constraint failed") =>
+            {
+                Some(SqlErr::ForeignKeyConstraintViolation(db.message().to_owned()))
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
 /// A unique violation (for callers that only need a yes/no).
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+    matches!(sql_err(err), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// One page of a list plus the cursor of the next one.
