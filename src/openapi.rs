@@ -145,6 +145,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
                 let note = format!("\n\n**Roles:** {}.", roles.join(", "));
                 op.description = Some(format!("{}{note}", op.description.clone().unwrap_or_default()));
             }
+            document_idempotency_key(op);
             add_response(op, Problem::BadRequest);
             add_response(op, Problem::Unauthorized);
             add_response(op, Problem::Forbidden);
@@ -165,6 +166,27 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
         }
     }
     assert!(unused.is_empty(), "access rules name unknown operations: {unused:?}");
+}
+
+/// Gives every `Idempotency-Key` header parameter the shape the service
+/// accepts (1–255 printable ASCII; else `400`), in one place rather than in
+/// each handler's `params(...)`.
+fn document_idempotency_key(op: &mut Operation) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for param in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(param) = param
+            && param.name.eq_ignore_ascii_case(crate::service::idempotency::HEADER)
+        {
+            param.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[\\x20-\\x7e]+$"))
+                    .into(),
+            );
+        }
+    }
 }
 
 pub fn operations_mut(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {

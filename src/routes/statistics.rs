@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::common::DateOrTimestamp;
 use crate::{
     auth::{Access, AuthUser, Role::*},
     error::{ApiError, FieldError},
@@ -25,13 +26,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct DemandParams {
     /// Comma list of `district`, `target_group`, `occupation_field` (first two KldB digits), `measure_kind`.
-    #[param(example = "district,target_group")]
+    #[param(
+        example = "district,target_group",
+        pattern = "^(district|target_group|occupation_field|measure_kind)(,(district|target_group|occupation_field|measure_kind))*$"
+    )]
     pub group_by: Option<String>,
     /// Only this district.
     pub district: Option<String>,
     /// Referrals created at or after (date `YYYY-MM-DD` or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
     /// Referrals created before (date `YYYY-MM-DD` or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
 
@@ -39,10 +45,13 @@ pub struct DemandParams {
 #[into_params(parameter_in = Query)]
 pub struct OutcomeParams {
     /// `measure_kind` (default), `provider` or `funding`.
+    #[param(pattern = "^(measure_kind|provider|funding)$")]
     pub group_by: Option<String>,
     /// Referrals created at or after (date or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
     /// Referrals created before (date or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
 

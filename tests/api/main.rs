@@ -8,5 +8,6 @@ mod auth;
 mod code_lists;
 mod contract;
 mod errors;
+mod fuzz_regressions;
 mod ops;
 mod providers;
