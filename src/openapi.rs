@@ -15,7 +15,7 @@ use utoipa_actix_web::AppExt;
 use crate::{
     auth::Access,
     error::{FieldError, Problem, ProblemDetails},
-    routes,
+    routes::{self, common::DateOrTimestamp},
 };
 
 pub const BEARER: &str = "bearer";
@@ -40,7 +40,9 @@ pub const BEARER: &str = "bearer";
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),
     ),
-    components(schemas(ProblemDetails, FieldError)),
+    // `DateOrTimestamp` is named only by query parameters, and utoipa collects
+    // no schemas from `IntoParams`: without it here its `$ref` dangles.
+    components(schemas(ProblemDetails, FieldError, DateOrTimestamp)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
