@@ -8,6 +8,7 @@
 #   ROLE=caseworker MAX_EXAMPLES=200 scripts/fuzz.sh
 #   DB=postgres://ostwerk:ostwerk@127.0.0.1:5432/ostwerk_fuzz scripts/fuzz.sh   # an empty database you created
 #   scripts/fuzz.sh --phases fuzzing --include-path-regex referrals
+#   scripts/fuzz.sh --report junit --report-dir "$PWD/fuzz-report"   # absolute: it runs in a temp dir
 #
 # Known noise (see the failure list it prints): a random `cursor` (400
 # invalid-cursor), a random `If-Match` (412), an erased client (410), an
