@@ -1,7 +1,7 @@
 //! `/api/v1/statistics`: anonymised demand and outcomes (no personal data;
 //! counts below `OSTWERK_STATS_MIN_CELL` are suppressed).
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -58,7 +58,7 @@ pub struct OutcomeParams {
 /// A date (midnight UTC) or an RFC 3339 timestamp; `400` otherwise.
 fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+    if let Some(d) = crate::domain::validate::parse_date(v) {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
     DateTime::parse_from_rfc3339(v).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {

@@ -284,3 +284,53 @@ async fn every_reference_in_the_document_resolves() {
         all.iter().filter(|r| r.strip_prefix('#').is_none_or(|p| spec.pointer(p).is_none())).collect();
     assert!(dangling.is_empty(), "dangling references: {dangling:?}");
 }
+
+// --- Found on PostgreSQL, which refuses what SQLite silently stores ---
+
+#[tokio::test]
+async fn a_date_before_year_one_is_refused_not_a_500() {
+    // Arrange: chrono reads `-100000-01-01`; PostgreSQL's date type cannot hold it.
+    let app = spawn_app().await;
+    let provider = app.create_provider("Bildungswerk Leipzig-Ost gGmbH").await;
+    let measure = json!({"provider_id": provider["id"], "title": "Bewerbungswerkstatt", "kind": "application_training",
+        "funding": "sgb3_45", "capacity": 12, "start_date": "-100000-01-01"});
+    // Act
+    let create = app.post("/api/v1/measures", &caseworker(), &measure).await;
+    let filter = app.get("/api/v1/measures?starts_after=-100000-01-01", &caseworker()).await;
+    let statistics = app.get("/api/v1/statistics/demand?from=-100000-01-01", &caseworker()).await;
+    // Assert
+    let body = assert_problem(create, 422, "validation-failed").await;
+    assert_eq!(body["errors"][0]["field"], "start_date");
+    assert_problem(filter, 400, "bad-request").await;
+    assert_problem(statistics, 400, "bad-request").await;
+}
+
+#[tokio::test]
+async fn a_code_list_longer_than_its_column_is_422_not_500() {
+    // Arrange: languages and occupation codes are stored comma-joined in
+    // VARCHAR(200) / VARCHAR(400) columns.
+    let app = spawn_app().await;
+    let codes: Vec<String> = (0..100).map(|i| format!("{:05}", 10_000 + i)).collect();
+    let client = json!({"first_name": "Mara", "last_name": "Beispiel", "occupation_codes": codes});
+    // Act
+    let res = app.post("/api/v1/clients", &caseworker(), &client).await;
+    // Assert
+    let body = assert_problem(res, 422, "validation-failed").await;
+    assert_eq!(body["errors"][0]["field"], "occupation_codes");
+}
+
+#[tokio::test]
+async fn a_token_whose_sub_or_org_does_not_fit_the_audit_log_is_401_not_500() {
+    // Arrange: `sub` and `org` are stored with every audited action
+    // (VARCHAR(200) columns).
+    let app = spawn_app().await;
+    let mut long_sub = caseworker();
+    long_sub.sub = "s".repeat(201);
+    let long_org = Caller::new("jobcenter").with_org("o".repeat(201));
+    // Act
+    let by_sub = app.get("/api/v1/clients", &long_sub).await;
+    let by_org = app.post("/api/v1/clients", &long_org, &json!({"first_name": "Mara", "last_name": "Beispiel"})).await;
+    // Assert
+    assert_problem(by_sub, 401, "unauthorized").await;
+    assert_problem(by_org, 401, "unauthorized").await;
+}

@@ -77,10 +77,10 @@ pub struct ClientInput {
     #[schema(value_type = Option<EducationLevel>)]
     pub education_level: Option<String>,
     /// KldB 2010 codes, five digits each.
-    #[schema(value_type = Option<Vec<KldbCode>>, example = json!(["29302"]))]
+    #[schema(value_type = Option<Vec<KldbCode>>, max_items = 50, example = json!(["29302"]))]
     pub occupation_codes: Option<Vec<String>>,
     /// ISO 639-1 codes.
-    #[schema(value_type = Option<Vec<LanguageCode>>, example = json!(["de", "uk"]))]
+    #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50, example = json!(["de", "uk"]))]
     pub languages: Option<Vec<String>>,
     #[schema(value_type = Option<NaiveDate>)]
     pub available_from: Option<String>,

@@ -217,7 +217,7 @@ pub struct VacancyInput {
     #[schema(value_type = Option<EducationLevel>)]
     pub min_education_level: Option<String>,
     /// ISO 639-1 codes.
-    #[schema(value_type = Option<Vec<LanguageCode>>)]
+    #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50)]
     pub languages: Option<Vec<String>>,
     pub district: Option<String>,
     /// Default `open`.

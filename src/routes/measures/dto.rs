@@ -51,7 +51,7 @@ pub struct MeasureInput {
     #[schema(value_type = Option<Vec<TargetGroup>>)]
     pub target_groups: Option<Vec<String>>,
     /// KldB 2010 codes, five digits each.
-    #[schema(value_type = Option<Vec<KldbCode>>)]
+    #[schema(value_type = Option<Vec<KldbCode>>, max_items = 50)]
     pub occupation_codes: Option<Vec<String>>,
     pub district: Option<String>,
     pub address: Option<Address>,
