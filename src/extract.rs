@@ -138,8 +138,15 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
         .into()
 }
 
-/// Error handler for `web::Path`: a malformed id is a `400`.
-pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+/// Error handler for `web::Path`: a malformed id is a `400` — unless the
+/// "id" is a fixed path segment and only the method is wrong (`405`).
+pub fn path_error(err: PathError, req: &HttpRequest) -> actix_web::Error {
+    if let Some(err) = req
+        .app_data::<web::Data<crate::http::fallback::RouteTable>>()
+        .and_then(|table| table.wrong_method_on_fixed_path(req))
+    {
+        return err.into();
+    }
     let message = match &err {
         PathError::Deserialize(e) => e.to_string(),
         _ => err.to_string(),

@@ -15,7 +15,7 @@ use utoipa_actix_web::AppExt;
 use crate::{
     auth::Access,
     error::{FieldError, Problem, ProblemDetails},
-    routes,
+    routes::{self, common::DateOrTimestamp},
 };
 
 pub const BEARER: &str = "bearer";
@@ -42,7 +42,9 @@ pub const BEARER: &str = "bearer";
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),
     ),
-    components(schemas(ProblemDetails, FieldError)),
+    // `DateOrTimestamp` is named only by query parameters, and utoipa collects
+    // no schemas from `IntoParams`: without it here its `$ref` dangles.
+    components(schemas(ProblemDetails, FieldError, DateOrTimestamp)),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -147,6 +149,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
                 let note = format!("\n\n**Roles:** {}.", roles.join(", "));
                 op.description = Some(format!("{}{note}", op.description.clone().unwrap_or_default()));
             }
+            document_idempotency_key(op);
             add_response(op, Problem::BadRequest);
             add_response(op, Problem::Unauthorized);
             add_response(op, Problem::Forbidden);
@@ -167,6 +170,27 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
         }
     }
     assert!(unused.is_empty(), "access rules name unknown operations: {unused:?}");
+}
+
+/// Gives every `Idempotency-Key` header parameter the shape the service
+/// accepts (1–255 printable ASCII; else `400`), in one place rather than in
+/// each handler's `params(...)`.
+fn document_idempotency_key(op: &mut Operation) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for param in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(param) = param
+            && param.name.eq_ignore_ascii_case(crate::service::idempotency::HEADER)
+        {
+            param.schema = Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255))
+                    .pattern(Some("^[\\x20-\\x7e]+$"))
+                    .into(),
+            );
+        }
+    }
 }
 
 pub fn operations_mut(item: &mut PathItem) -> Vec<(HttpMethod, &mut Operation)> {

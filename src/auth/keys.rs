@@ -161,11 +161,29 @@ fn describe(kind: &ErrorKind) -> &'static str {
     }
 }
 
+/// Longest `sub` and `org` a token may carry: they are stored with what the
+/// principal does (`consultations.counsellor`, `*.created_by_org`,
+/// `audit_events.actor_org`, … are `VARCHAR(200)`), and PostgreSQL refuses
+/// longer values where SQLite silently keeps them — a `500` on every write.
+pub const MAX_PRINCIPAL_CHARS: usize = 200;
+/// Longest `iss`: the idempotency scope `iss|sub` is a `VARCHAR(600)`.
+pub const MAX_ISSUER_CHARS: usize = 300;
+
 fn principal_from(claims: Claims) -> Result<Principal, ApiError> {
     let roles = claims.ostwerk_roles();
     let org = claims.org.clone().filter(|o| !o.trim().is_empty());
     if claims.sub.trim().is_empty() {
         return Err(ApiError::unauthorized("The token's sub claim is empty."));
+    }
+    let too_long = |value: Option<&str>, max: usize| value.is_some_and(|v| v.chars().count() > max);
+    for (claim, value, max) in [
+        ("sub", Some(claims.sub.as_str()), MAX_PRINCIPAL_CHARS),
+        ("org", org.as_deref(), MAX_PRINCIPAL_CHARS),
+        ("iss", claims.iss.as_deref(), MAX_ISSUER_CHARS),
+    ] {
+        if too_long(value, max) {
+            return Err(ApiError::unauthorized(format!("The token's {claim} claim is longer than {max} characters.")));
+        }
     }
     if let Some(role) = roles.iter().find(|r| r.needs_org())
         && org.is_none()

@@ -37,8 +37,13 @@ pub trait CodeList: Sized + Copy + 'static {
     }
 }
 
+// `$code` is a `tt`, not a `literal`: a `literal` fragment reaches derive
+// macros wrapped in an invisible group, and utoipa then skips the
+// `#[serde(rename)]`, so the OpenAPI enums showed the Rust variant names
+// (`LongTermUnemployed`) instead of the wire codes. The test
+// `openapi_enums_are_the_wire_codes` guards this.
 macro_rules! code_list {
-    ($(#[$doc:meta])* $name:ident = $list:literal { $($variant:ident = $code:literal, $de:literal, $en:literal;)+ }) => {
+    ($(#[$doc:meta])* $name:ident = $list:literal { $($variant:ident = $code:tt, $de:literal, $en:literal;)+ }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
         pub enum $name { $( #[serde(rename = $code)] $variant, )+ }
@@ -346,6 +351,43 @@ mod tests {
             codes.dedup();
             assert_eq!(codes.len(), entries.len(), "{name}");
         }
+    }
+
+    /// The `enum` of `T`'s OpenAPI schema.
+    fn schema_enum<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    }
+
+    fn codes<T: CodeList>() -> Vec<String> {
+        T::ALL.iter().map(|v| v.code().to_owned()).collect()
+    }
+
+    macro_rules! assert_schema_codes {
+        ($($t:ty),+ $(,)?) => { $( assert_eq!(schema_enum::<$t>(), codes::<$t>(), stringify!($t)); )+ };
+    }
+
+    #[test]
+    fn openapi_enums_are_the_wire_codes() {
+        assert_schema_codes!(
+            ProviderKind,
+            TargetGroup,
+            EducationLevel,
+            ConsultationTopic,
+            EmployerConsultationTopic,
+            EmployerNeed,
+            SettlementStatus,
+            VacancyKind,
+            VacancyStatus,
+            MeasureKind,
+            MeasureStatus,
+            FundingType,
+            ClientStatus,
+            ReferralStatus,
+            ReferralAction,
+            ReasonCode,
+            Outcome,
+        );
     }
 
     #[test]

@@ -9,11 +9,28 @@ pub struct Checker {
 }
 
 /// ISO 639-1 language codes.
-const ISO_639_1: &str = "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy \
+pub const ISO_639_1: &str = "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy \
 da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik \
 io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt \
 my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so \
 sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu";
+
+/// Most entries of a list field (`languages`, `occupation_codes`). The list is
+/// stored comma-joined in a `VARCHAR(200)` / `VARCHAR(400)` column; 50 two-
+/// letter or five-digit codes fit both, and PostgreSQL refuses what does not
+/// (SQLite silently keeps it), which was a `500`.
+pub const MAX_LIST_ENTRIES: usize = 50;
+
+/// A calendar date `YYYY-MM-DD` with a four-digit year from 0001, as SPEC §1
+/// writes dates. chrono alone also reads `-100000-01-01` and `+200000-01-01`;
+/// PostgreSQL cannot store the first (a `500`), and neither is a date anyone
+/// means.
+pub fn parse_date(value: &str) -> Option<chrono::NaiveDate> {
+    use chrono::Datelike;
+    let four_digit_year = value.len() == 10 && value.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+    let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()?;
+    (four_digit_year && date.year() >= 1).then_some(date)
+}
 
 impl Checker {
     pub fn new() -> Self {
@@ -137,8 +154,16 @@ impl Checker {
         v.to_owned()
     }
 
+    /// At most [`MAX_LIST_ENTRIES`] entries.
+    fn list_length(&mut self, field: &str, values: &[String]) {
+        if values.len() > MAX_LIST_ENTRIES {
+            self.add(field, format!("must have at most {MAX_LIST_ENTRIES} entries"));
+        }
+    }
+
     /// ISO 639-1 language codes (lower case, two letters).
     pub fn languages(&mut self, field: &str, values: &[String]) -> Vec<String> {
+        self.list_length(field, values);
         let mut out = Vec::new();
         for (i, v) in values.iter().enumerate() {
             let code = v.trim().to_ascii_lowercase();
@@ -154,13 +179,11 @@ impl Checker {
     /// An optional calendar date `YYYY-MM-DD`.
     pub fn date(&mut self, field: &str, value: Option<&str>) -> Option<chrono::NaiveDate> {
         let v = value.map(str::trim).filter(|v| !v.is_empty())?;
-        match chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-            Ok(d) => Some(d),
-            Err(_) => {
-                self.add(field, "must be a date YYYY-MM-DD");
-                None
-            }
+        let date = parse_date(v);
+        if date.is_none() {
+            self.add(field, "must be a date YYYY-MM-DD");
         }
+        date
     }
 
     /// An optional RFC 3339 timestamp, normalised to UTC.
@@ -192,6 +215,7 @@ impl Checker {
 
     /// KldB codes (five digits each), duplicates dropped.
     pub fn kldb_list(&mut self, field: &str, values: &[String]) -> Vec<String> {
+        self.list_length(field, values);
         let mut out: Vec<String> = Vec::new();
         for (i, v) in values.iter().enumerate() {
             let code = self.kldb(&format!("{field}[{i}]"), v);
@@ -262,6 +286,23 @@ mod tests {
         assert_eq!(c.kldb("k", "29302"), "29302");
         assert_eq!(c.languages("l", &["DE".into(), "ar".into()]), vec!["de", "ar"]);
         assert!(c.is_ok());
+    }
+
+    #[test]
+    fn dates_have_four_digit_years_from_0001() {
+        assert!(parse_date("2026-05-04").is_some());
+        assert!(parse_date("0001-01-01").is_some());
+        for bad in ["-100000-01-01", "+200000-01-01", "+2026-05-04", "0000-01-01", "26-05-04", "2026-5-4"] {
+            assert!(parse_date(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_longer_than_their_column_are_refused() {
+        let mut c = Checker::new();
+        let codes: Vec<String> = (0..=MAX_LIST_ENTRIES).map(|i| format!("{:05}", 10_000 + i)).collect();
+        c.kldb_list("occupation_codes", &codes);
+        assert_eq!(c.finish().err().unwrap().errors[0].field, "occupation_codes");
     }
 
     #[test]

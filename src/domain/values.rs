@@ -8,12 +8,12 @@ use super::validate::Checker;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
-    #[schema(example = "Eisenbahnstraße 66")]
+    #[schema(example = "Eisenbahnstraße 66", max_length = 200)]
     pub street: Option<String>,
     /// Five-digit German postal code.
-    #[schema(example = "04315")]
+    #[schema(example = "04315", pattern = "^[0-9]{5}$")]
     pub postal_code: Option<String>,
-    #[schema(example = "Leipzig")]
+    #[schema(example = "Leipzig", max_length = 100)]
     pub city: Option<String>,
 }
 
@@ -33,11 +33,15 @@ impl Address {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
-    #[schema(example = "Petra Lehmann")]
+    #[schema(example = "Petra Lehmann", max_length = 200)]
     pub name: Option<String>,
-    #[schema(example = "kontakt@example.org")]
+    #[schema(
+        example = "kontakt@example.org",
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^@\\s.\\x00-\\x1f\\x7f-\\x9f]+)+$"
+    )]
     pub email: Option<String>,
-    #[schema(example = "+49 341 1234567")]
+    #[schema(example = "+49 341 1234567", max_length = 30, pattern = "^[ +/()-]*([0-9][ +/()-]*){5,}$")]
     pub phone: Option<String>,
 }
 

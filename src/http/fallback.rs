@@ -41,18 +41,34 @@ impl RouteTable {
     fn allowed(&self, path: &str) -> Option<&[String]> {
         self.0.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
     }
+
+    /// `405` when `req` names a path without parameters (such as
+    /// `/api/v1/referrals/batch`) with a method it does not have.
+    ///
+    /// actix routes `GET /api/v1/referrals/batch` to `GET /api/v1/referrals/{id}`
+    /// and fails on the id, so without this the caller got a `400` about a
+    /// malformed UUID instead of the `405` that names the allowed methods.
+    pub fn wrong_method_on_fixed_path(&self, req: &HttpRequest) -> Option<ApiError> {
+        let (_, methods) = self
+            .0
+            .iter()
+            .find(|(def, _)| def.pattern().is_some_and(|p| !p.contains('{')) && def.is_match(req.path()))?;
+        (!methods.iter().any(|m| m == req.method().as_str())).then(|| method_not_allowed(req, methods))
+    }
+}
+
+fn method_not_allowed(req: &HttpRequest, methods: &[String]) -> ApiError {
+    let mut err = ApiError::new(
+        Problem::MethodNotAllowed,
+        format!("{} is not allowed here; allowed: {}.", req.method(), methods.join(", ")),
+    );
+    err.allow = Some(methods.join(", "));
+    err
 }
 
 pub async fn not_found_or_method_not_allowed(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
     let err = match table.allowed(req.path()) {
-        Some(methods) => {
-            let mut err = ApiError::new(
-                Problem::MethodNotAllowed,
-                format!("{} is not allowed here; allowed: {}.", req.method(), methods.join(", ")),
-            );
-            err.allow = Some(methods.join(", "));
-            err
-        }
+        Some(methods) => method_not_allowed(&req, methods),
         None => ApiError::new(Problem::NotFound, "No such resource."),
     };
     super::request_context::error_response(err)

@@ -32,8 +32,10 @@ pub struct AuditQuery {
     /// The `sub` of the principal.
     pub actor: Option<String>,
     /// Events at or after this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
     /// Events before this instant (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
 }
 

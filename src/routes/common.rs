@@ -23,11 +23,85 @@ pub struct PageParams {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// `-created_at` (newest first, the default) or `created_at` (oldest first);
-    /// referrals also `updated_at` (oldest change first, for polling).
+    /// `-created_at` (newest first, the default) or `created_at` (oldest first).
+    #[param(pattern = "^-?created_at$")]
+    pub sort: Option<String>,
+}
+
+/// Paging parameters of a list partners poll (referrals): `PageParams` plus
+/// `sort=updated_at`. A type of its own so that only this list documents the
+/// extra order (the shared pattern used to offer it on every list, which
+/// then refused it with `400`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PollingPageParams {
+    /// Page size, 1–200 (default 50).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `-created_at` (newest first, the default), `created_at` (oldest first)
+    /// or `updated_at` (oldest change first, for polling).
     #[param(pattern = "^(-?created_at|updated_at)$")]
     pub sort: Option<String>,
 }
+
+impl PollingPageParams {
+    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+        let page = PageParams { limit: self.limit.clone(), cursor: self.cursor.clone(), sort: self.sort.clone() };
+        page.validate_allowing(&["updated_at"])
+    }
+}
+
+/// Documentation-only schema of a KldB 2010 occupation code (the DTOs keep
+/// strings so that a bad code is a `422` naming the field, not a `400`).
+pub struct KldbCode;
+
+impl utoipa::PartialSchema for KldbCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{5}$"))
+            .description(Some("KldB 2010 occupation code, five digits."))
+            .into()
+    }
+}
+impl ToSchema for KldbCode {}
+
+/// Documentation-only schema of an ISO 639-1 language code: the list
+/// validation accepts (`domain::validate::ISO_639_1`).
+pub struct LanguageCode;
+
+impl utoipa::PartialSchema for LanguageCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(crate::domain::validate::ISO_639_1.split(' ')))
+            .description(Some("ISO 639-1 language code."))
+            .into()
+    }
+}
+impl ToSchema for LanguageCode {}
+
+/// Documentation-only schema of a date `YYYY-MM-DD` or an RFC 3339 timestamp
+/// (the statistics filters take either).
+pub struct DateOrTimestamp;
+
+impl utoipa::PartialSchema for DateOrTimestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let of =
+            |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+        AnyOfBuilder::new()
+            .item(of(KnownFormat::Date))
+            .item(of(KnownFormat::DateTime))
+            .description(Some("A date `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp."))
+            .into()
+    }
+}
+impl ToSchema for DateOrTimestamp {}
 
 /// Direction of a list ordered by creation (ids are UUID v7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

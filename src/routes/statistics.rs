@@ -1,11 +1,12 @@
 //! `/api/v1/statistics`: anonymised demand and outcomes (no personal data;
 //! counts below `OSTWERK_STATS_MIN_CELL` are suppressed).
 use actix_web::{HttpResponse, get, web};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::common::DateOrTimestamp;
 use crate::{
     auth::{Access, AuthUser, Role::*},
     error::{ApiError, FieldError},
@@ -28,13 +29,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct DemandParams {
     /// Comma list of `district`, `target_group`, `occupation_field` (first two KldB digits), `measure_kind`.
-    #[param(example = "district,target_group")]
+    #[param(
+        example = "district,target_group",
+        pattern = "^(district|target_group|occupation_field|measure_kind)(,(district|target_group|occupation_field|measure_kind))*$"
+    )]
     pub group_by: Option<String>,
     /// Only this district.
     pub district: Option<String>,
     /// Referrals created at or after (date `YYYY-MM-DD` or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
     /// Referrals created before (date `YYYY-MM-DD` or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
 
@@ -42,17 +48,20 @@ pub struct DemandParams {
 #[into_params(parameter_in = Query)]
 pub struct OutcomeParams {
     /// `measure_kind` (default), `provider` or `funding`.
+    #[param(pattern = "^(measure_kind|provider|funding)$")]
     pub group_by: Option<String>,
     /// Referrals created at or after (date or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
     /// Referrals created before (date or RFC 3339).
+    #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
 
 /// A date (midnight UTC) or an RFC 3339 timestamp; `400` otherwise.
 fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+    if let Some(d) = crate::domain::validate::parse_date(v) {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
     DateTime::parse_from_rfc3339(v).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {

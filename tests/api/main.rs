@@ -12,6 +12,7 @@ mod contract;
 mod employers;
 mod errors;
 mod funding;
+mod fuzz_regressions;
 mod matching;
 mod measures;
 mod ops;

@@ -15,6 +15,7 @@ use crate::{
     entities::{audit_event, client::Model, consultation},
     error::ApiError,
     repository::{from_json, tags},
+    routes::common::{KldbCode, LanguageCode},
 };
 
 /// Consent as written: `given_at` is an RFC 3339 timestamp.
@@ -51,16 +52,22 @@ pub struct ConsentInput {
 }))]
 pub struct ClientInput {
     /// The creating organisation's own number (e.g. job-centre customer number); unique per organisation.
+    #[schema(max_length = 100)]
     pub external_id: Option<String>,
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 100, pattern = "\\S")]
     pub first_name: Option<String>,
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 100, pattern = "\\S")]
     pub last_name: Option<String>,
     #[schema(value_type = Option<NaiveDate>)]
     pub date_of_birth: Option<String>,
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^@\\s.\\x00-\\x1f\\x7f-\\x9f]+)+$"
+    )]
     pub email: Option<String>,
+    #[schema(max_length = 30, pattern = "^[ +/()-]*([0-9][ +/()-]*){5,}$")]
     pub phone: Option<String>,
     pub address: Option<Address>,
     /// A code of `districts`.
@@ -70,13 +77,14 @@ pub struct ClientInput {
     #[schema(value_type = Option<EducationLevel>)]
     pub education_level: Option<String>,
     /// KldB 2010 codes, five digits each.
-    #[schema(example = json!(["29302"]))]
+    #[schema(value_type = Option<Vec<KldbCode>>, max_items = 50, example = json!(["29302"]))]
     pub occupation_codes: Option<Vec<String>>,
     /// ISO 639-1 codes.
-    #[schema(example = json!(["de", "uk"]))]
+    #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50, example = json!(["de", "uk"]))]
     pub languages: Option<Vec<String>>,
     #[schema(value_type = Option<NaiveDate>)]
     pub available_from: Option<String>,
+    #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
     pub consent: Option<ConsentInput>,
     /// `active` (default) or `inactive`; `erased` only through `DELETE`.
@@ -238,8 +246,10 @@ pub struct ClientQuery {
     pub external_id: Option<String>,
     pub district: Option<String>,
     /// A code of `target_groups`.
+    #[param(value_type = Option<TargetGroup>)]
     pub target_group: Option<String>,
     /// `active`, `inactive` or `erased` (erased stubs are listed only when asked for).
+    #[param(value_type = Option<ClientStatus>)]
     pub status: Option<String>,
     /// Part of the first or last name (case-insensitive).
     pub q: Option<String>,
@@ -254,13 +264,45 @@ pub struct ConsultationInput {
     /// Required. Not in the future.
     #[schema(value_type = NaiveDate, required = true)]
     pub held_on: Option<String>,
-    /// Required. A code of `consultation_topics` (clients) or `employer_consultation_topics` (employers).
-    #[schema(required = true)]
+    /// Required. A code of `consultation_topics`.
+    #[schema(value_type = ConsultationTopic, required = true)]
     pub topic: Option<String>,
+    #[schema(minimum = 1, maximum = 600)]
     pub duration_minutes: Option<i64>,
+    #[schema(max_length = 10000)]
     pub notes: Option<String>,
     #[schema(value_type = Option<NaiveDate>)]
     pub follow_up_on: Option<String>,
+}
+
+/// A counselling entry of an employer as written: `ConsultationInput` with
+/// the employer topics. A type of its own so the OpenAPI document offers the
+/// topics the endpoint accepts (the shared schema offered the client topics,
+/// which the employer endpoint refuses with `422`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"held_on": "2026-11-20", "topic": "apprenticeship_training", "duration_minutes": 60,
+    "notes": "Ausbildungsplatz Bäcker:in ab August besprochen.", "follow_up_on": "2026-12-04"}))]
+pub struct EmployerConsultationInput {
+    /// Required. Not in the future.
+    #[schema(value_type = NaiveDate, required = true)]
+    pub held_on: Option<String>,
+    /// Required. A code of `employer_consultation_topics`.
+    #[schema(value_type = EmployerConsultationTopic, required = true)]
+    pub topic: Option<String>,
+    #[schema(minimum = 1, maximum = 600)]
+    pub duration_minutes: Option<i64>,
+    #[schema(max_length = 10000)]
+    pub notes: Option<String>,
+    #[schema(value_type = Option<NaiveDate>)]
+    pub follow_up_on: Option<String>,
+}
+
+impl EmployerConsultationInput {
+    pub fn validate(self) -> Result<ConsultationFields, ApiError> {
+        let Self { held_on, topic, duration_minutes, notes, follow_up_on } = self;
+        ConsultationInput { held_on, topic, duration_minutes, notes, follow_up_on }.validate(true)
+    }
 }
 
 impl ConsultationInput {

@@ -351,6 +351,7 @@ pub async fn get_client_consultation(
 #[into_params(parameter_in = Query)]
 pub struct MatchParams {
     /// `measure` or `vacancy`; both when absent.
+    #[param(pattern = "^(measure|vacancy)$")]
     pub kind: Option<String>,
     /// How many, 1–50 (default 10).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]

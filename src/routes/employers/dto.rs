@@ -14,6 +14,7 @@ use crate::{
     entities::{employer, vacancy},
     error::ApiError,
     repository::{from_json, tags},
+    routes::common::LanguageCode,
 };
 
 /// An employer as written.
@@ -28,13 +29,16 @@ use crate::{
 }))]
 pub struct EmployerInput {
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(max_length = 100)]
     pub legal_form: Option<String>,
     /// WZ 2008 code, e.g. `47.11`.
+    #[schema(pattern = "^([A-Z]|[0-9]{2}(\\.[0-9]{1,2}(\\.[0-9])?)?)$")]
     pub sector: Option<String>,
     pub address: Option<Address>,
     pub district: Option<String>,
+    #[schema(minimum = 0, maximum = 1000000)]
     pub employee_count: Option<i64>,
     /// Default `established`.
     #[schema(value_type = Option<SettlementStatus>)]
@@ -138,7 +142,11 @@ impl From<&employer::Model> for EmployerInput {
 }
 
 /// The public part of an employer, as job centres see it.
+// `deny_unknown_fields` only gives the schema `additionalProperties: false`:
+// without it a full `EmployerDto` also matches this schema, and the
+// `oneOf` of `EmployerRecord` (which must match exactly one) fails.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EmployerPublicDto {
     pub id: Uuid,
     pub name: String,
@@ -169,8 +177,10 @@ impl From<&employer::Model> for EmployerPublicDto {
 pub struct EmployerQuery {
     pub district: Option<String>,
     /// A code of `settlement_statuses` (e.g. `interested` for businesses thinking of settling).
+    #[param(value_type = Option<SettlementStatus>)]
     pub settlement_status: Option<String>,
     /// A code of `employer_needs`.
+    #[param(value_type = Option<EmployerNeed>)]
     pub need: Option<String>,
     pub is_training_company: Option<bool>,
     /// Part of the name (case-insensitive).
@@ -190,19 +200,24 @@ pub struct VacancyInput {
     #[schema(value_type = VacancyKind, required = true)]
     pub kind: Option<String>,
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub title: Option<String>,
     /// Required. KldB 2010, five digits.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, pattern = "^[0-9]{5}$")]
     pub occupation_code: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
     #[schema(value_type = Option<NaiveDate>)]
     pub start_date: Option<String>,
     /// At least 1 (default 1).
+    #[schema(minimum = 1, maximum = 10000)]
     pub positions: Option<i64>,
     #[schema(value_type = Option<EducationLevel>)]
     pub min_education_level: Option<String>,
+    /// ISO 639-1 codes.
+    #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50)]
     pub languages: Option<Vec<String>>,
     pub district: Option<String>,
     /// Default `open`.
@@ -317,11 +332,14 @@ impl From<&vacancy::Model> for VacancyInput {
 #[into_params(parameter_in = Query)]
 pub struct VacancyQuery {
     /// A code of `vacancy_kinds`.
+    #[param(value_type = Option<VacancyKind>)]
     pub kind: Option<String>,
     /// KldB prefix: `293` finds all of KldB group 293.
+    #[param(pattern = "^[0-9]{1,5}$")]
     pub occupation_code: Option<String>,
     pub district: Option<String>,
     /// A code of `vacancy_statuses`.
+    #[param(value_type = Option<VacancyStatus>)]
     pub status: Option<String>,
     pub employer_id: Option<Uuid>,
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use self::dto::{EmployerDto, EmployerInput, EmployerPublicDto, EmployerQuery, VacancyDto, VacancyInput, VacancyQuery};
 use super::{
-    clients::dto::{ConsultationDto, ConsultationInput},
+    clients::dto::{ConsultationDto, EmployerConsultationInput},
     common::{
         ListOf, PageParams, audit_context, code_filter, created, kldb_prefix_filter, list_response, merge_patch,
         ok_with_etag, text_filter,
@@ -237,7 +237,7 @@ pub async fn list_employer_consultations(
     tag = "employers",
     params(("id" = Uuid, Path, description = "Employer id"),
            ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
-    request_body = ConsultationInput,
+    request_body = EmployerConsultationInput,
     responses((status = 201, description = "Logged", body = ConsultationDto, headers(("Location" = String)))),
 )]
 #[post("/employers/{id}/consultations")]
@@ -247,10 +247,10 @@ pub async fn create_employer_consultation(
     key: IdempotencyKey,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    body: JsonBody<ConsultationInput>,
+    body: JsonBody<EmployerConsultationInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE_CONSULTATION)?;
-    let fields = body.value.validate(true)?;
+    let fields = body.value.validate()?;
     let employer_id = id.into_inner();
     let audit = audit_context(&user, &req);
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {

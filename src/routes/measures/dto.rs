@@ -14,6 +14,7 @@ use crate::{
     entities::measure::Model,
     error::ApiError,
     repository::{from_json, tags},
+    routes::common::KldbCode,
 };
 
 /// A measure as written.
@@ -33,13 +34,15 @@ pub struct MeasureInput {
     #[schema(value_type = Uuid, required = true)]
     pub provider_id: Option<String>,
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub title: Option<String>,
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
     /// Required.
     #[schema(value_type = MeasureKind, required = true)]
     pub kind: Option<String>,
     /// The funder's number; unique when set.
+    #[schema(max_length = 100)]
     pub measure_number: Option<String>,
     /// Required.
     #[schema(value_type = FundingType, required = true)]
@@ -48,6 +51,7 @@ pub struct MeasureInput {
     #[schema(value_type = Option<Vec<TargetGroup>>)]
     pub target_groups: Option<Vec<String>>,
     /// KldB 2010 codes, five digits each.
+    #[schema(value_type = Option<Vec<KldbCode>>, max_items = 50)]
     pub occupation_codes: Option<Vec<String>>,
     pub district: Option<String>,
     pub address: Option<Address>,
@@ -55,11 +59,15 @@ pub struct MeasureInput {
     pub start_date: Option<String>,
     #[schema(value_type = Option<NaiveDate>)]
     pub end_date: Option<String>,
+    #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
     /// Required. Seats, ≥ 0.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, minimum = 0, maximum = 100000)]
     pub capacity: Option<i64>,
+    #[schema(minimum = 0, maximum = 120)]
     pub min_age: Option<i64>,
+    /// Not below `min_age`.
+    #[schema(minimum = 0, maximum = 120)]
     pub max_age: Option<i64>,
     /// Default `planned`.
     #[schema(value_type = Option<MeasureStatus>)]
@@ -222,14 +230,18 @@ impl From<&Model> for MeasureInput {
 #[into_params(parameter_in = Query)]
 pub struct MeasureQuery {
     /// A code of `measure_kinds`.
+    #[param(value_type = Option<MeasureKind>)]
     pub kind: Option<String>,
     /// A code of `target_groups`.
+    #[param(value_type = Option<TargetGroup>)]
     pub target_group: Option<String>,
     pub district: Option<String>,
     pub provider_id: Option<Uuid>,
     /// A code of `measure_statuses`.
+    #[param(value_type = Option<MeasureStatus>)]
     pub status: Option<String>,
     /// A code of `funding_types`.
+    #[param(value_type = Option<FundingType>)]
     pub funding: Option<String>,
     /// `true`: only measures with a free seat; `false`: only full ones.
     pub has_free_seats: Option<bool>,
@@ -237,6 +249,7 @@ pub struct MeasureQuery {
     #[param(value_type = Option<NaiveDate>)]
     pub starts_after: Option<String>,
     /// KldB prefix of any of the measure's occupation codes.
+    #[param(pattern = "^[0-9]{1,5}$")]
     pub occupation_code: Option<String>,
     /// Part of the title (case-insensitive).
     pub q: Option<String>,

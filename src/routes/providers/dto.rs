@@ -29,10 +29,10 @@ use crate::{
 }))]
 pub struct ProviderInput {
     /// Required. 1–300 characters.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub name: Option<String>,
     /// Required. A code of the `provider_kinds` list.
-    #[schema(value_type = Option<ProviderKind>, required = true)]
+    #[schema(value_type = ProviderKind, required = true)]
     pub kind: Option<String>,
     /// AZAV certification (needed for voucher-funded measures). Default `false`.
     pub azav_certified: Option<bool>,
@@ -42,6 +42,7 @@ pub struct ProviderInput {
     pub district: Option<String>,
     pub contact: Option<Contact>,
     /// http(s) URL.
+    #[schema(max_length = 2000, pattern = "^https?://[^/\\s][^\\s]*$")]
     pub website: Option<String>,
 }
 
@@ -128,6 +129,7 @@ impl From<&Model> for ProviderInput {
 #[into_params(parameter_in = Query)]
 pub struct ProviderQuery {
     /// A code of `provider_kinds`.
+    #[param(value_type = Option<ProviderKind>)]
     pub kind: Option<String>,
     /// A code of `districts`.
     pub district: Option<String>,

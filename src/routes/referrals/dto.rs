@@ -34,7 +34,9 @@ pub struct ReferralInput {
     #[schema(value_type = Option<Uuid>)]
     pub vacancy_id: Option<String>,
     /// The referring organisation's own number; unique per organisation.
+    #[schema(max_length = 100)]
     pub external_id: Option<String>,
+    #[schema(max_length = 10000)]
     pub note: Option<String>,
 }
 
@@ -78,8 +80,10 @@ pub struct TransitionInput {
     /// Required for `reject`, `cancel` and `fail`.
     #[schema(value_type = Option<ReasonCode>)]
     pub reason_code: Option<String>,
+    #[schema(max_length = 10000)]
     pub reason_note: Option<String>,
     /// Required for `reject`: `provider` or `client`.
+    #[schema(pattern = "^(provider|client)$")]
     pub rejected_by: Option<String>,
     /// Required for `complete`.
     #[schema(value_type = Option<Outcome>)]
@@ -234,6 +238,7 @@ pub struct ReferralWithEvents {
 #[into_params(parameter_in = Query)]
 pub struct ReferralQuery {
     /// A code of `referral_statuses`.
+    #[param(value_type = Option<ReferralStatus>)]
     pub status: Option<String>,
     pub client_id: Option<Uuid>,
     pub measure_id: Option<Uuid>,
@@ -256,7 +261,7 @@ pub struct ReferralQuery {
 #[serde(deny_unknown_fields)]
 pub struct BatchInput {
     /// 1–500 referrals, each shaped like the body of `POST /referrals`.
-    #[schema(value_type = Vec<ReferralInput>)]
+    #[schema(value_type = Vec<ReferralInput>, min_items = 1, max_items = 500)]
     pub items: Vec<serde_json::Value>,
 }
 

@@ -11,7 +11,7 @@ use self::dto::{
     BatchInput, BatchResponse, BatchResult, ReferralDto, ReferralEventDto, ReferralInput, ReferralQuery,
     TransitionInput,
 };
-use super::common::{ListOf, PageParams, audit_context, code_filter, ok_with_etag, text_filter};
+use super::common::{ListOf, PollingPageParams, audit_context, code_filter, ok_with_etag, text_filter};
 use crate::{
     auth::{Access, AuthUser, Principal, Role::*},
     domain::{codes::ReferralStatus, validate::Checker},
@@ -72,7 +72,7 @@ async fn to_dtos(
 /// poll (and allow a few seconds of overlap; dedupe by `id` + `version`).
 #[utoipa::path(
     tag = "referrals",
-    params(PageParams, ReferralQuery),
+    params(PollingPageParams, ReferralQuery),
     responses((status = 200, description = "One page of referrals", body = ListOf<ReferralDto>)),
 )]
 #[get("/referrals")]
@@ -80,7 +80,7 @@ pub async fn list_referrals(
     state: web::Data<AppState>,
     user: AuthUser,
     req: HttpRequest,
-    page: web::Query<PageParams>,
+    page: web::Query<PollingPageParams>,
     query: web::Query<ReferralQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;
@@ -89,7 +89,7 @@ pub async fn list_referrals(
         Some("created_at") => ReferralOrder::OldestFirst,
         _ => ReferralOrder::NewestFirst,
     };
-    let paging = page.validate_allowing(&["updated_at"])?;
+    let paging = page.validate()?;
     let q = query.into_inner();
     let mut c = Checker::new();
     let created_after = c.timestamp("created_after", q.created_after.as_deref());

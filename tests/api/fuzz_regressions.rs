@@ -1,0 +1,336 @@
+//! Regressions found by fuzzing the service against its own OpenAPI document
+//! with schemathesis (`scripts/fuzz.sh`). Each test pins one fixed finding:
+//! a `500`, a response that contradicted the document, or a document that
+//! offered requests the service refuses.
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// The document as served.
+async fn served_spec(app: &TestApp) -> Value {
+    app.client.get(app.url("/api-docs/openapi.json")).send().await.unwrap().json().await.unwrap()
+}
+
+/// The parameter `name` of the operation at `path`/`method`.
+fn parameter<'a>(spec: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    spec["paths"][path][method]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))
+}
+
+async fn created(res: reqwest::Response, what: &str) -> Value {
+    assert_eq!(res.status(), 201, "create {what}");
+    res.json().await.unwrap()
+}
+
+/// An employer with one vacancy and a client referred to it: (vacancy id).
+async fn vacancy_with_a_referral(app: &TestApp) -> String {
+    let caller = caseworker();
+    let employer =
+        created(app.post("/api/v1/employers", &caller, &json!({"name": "Bäckerei Sommer GmbH"})).await, "employer")
+            .await;
+    let vacancy = created(
+        app.post(
+            &format!("/api/v1/employers/{}/vacancies", employer["id"].as_str().unwrap()),
+            &caller,
+            &json!({"kind": "job", "title": "Verkäufer:in", "occupation_code": "62102"}),
+        )
+        .await,
+        "vacancy",
+    )
+    .await;
+    let client = created(
+        app.post("/api/v1/clients", &caller, &json!({"first_name": "Mara", "last_name": "Beispiel"})).await,
+        "client",
+    )
+    .await;
+    created(
+        app.post("/api/v1/referrals", &caller, &json!({"client_id": client["id"], "vacancy_id": vacancy["id"]})).await,
+        "referral",
+    )
+    .await;
+    vacancy["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn deleting_a_vacancy_that_has_referrals_is_409_in_use_not_500() {
+    // Arrange: SQLite enforces `ON DELETE RESTRICT` through a trigger, whose
+    // error code (1811) sea-orm did not recognise as a foreign-key violation.
+    let app = spawn_app().await;
+    let vacancy_id = vacancy_with_a_referral(&app).await;
+    // Act
+    let res = app.delete(&format!("/api/v1/vacancies/{vacancy_id}"), &caseworker()).await;
+    // Assert
+    assert_problem(res, 409, "in-use").await;
+}
+
+#[tokio::test]
+async fn deleting_a_provider_that_has_measures_is_409_in_use_not_500() {
+    // Arrange
+    let app = spawn_app().await;
+    let provider = app.create_provider("Bildungswerk Leipzig-Ost gGmbH").await;
+    let measure = json!({"provider_id": provider["id"], "title": "Bewerbungswerkstatt", "kind": "application_training",
+        "funding": "sgb3_45", "capacity": 12});
+    created(app.post("/api/v1/measures", &caseworker(), &measure).await, "measure").await;
+    // Act
+    let res = app.delete(&format!("/api/v1/providers/{}", provider["id"].as_str().unwrap()), &caseworker()).await;
+    // Assert
+    assert_problem(res, 409, "in-use").await;
+}
+
+#[tokio::test]
+async fn documented_enums_are_the_codes_on_the_wire() {
+    // Arrange: the schemas listed the Rust variant names (`LongTermUnemployed`)
+    // while every body carried the codes (`long_term_unemployed`).
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let lists = [
+        ("provider_kinds", "ProviderKind"),
+        ("target_groups", "TargetGroup"),
+        ("education_levels", "EducationLevel"),
+        ("consultation_topics", "ConsultationTopic"),
+        ("employer_needs", "EmployerNeed"),
+        ("settlement_statuses", "SettlementStatus"),
+        ("vacancy_kinds", "VacancyKind"),
+        ("measure_kinds", "MeasureKind"),
+        ("funding_types", "FundingType"),
+        ("referral_statuses", "ReferralStatus"),
+        ("referral_actions", "ReferralAction"),
+        ("reason_codes", "ReasonCode"),
+        ("outcomes", "Outcome"),
+    ];
+    for (list, schema) in lists {
+        // Act
+        let body: Value = app.get(&format!("/api/v1/code-lists/{list}"), &caseworker()).await.json().await.unwrap();
+        // Assert
+        let codes: Vec<&Value> = body["items"].as_array().unwrap().iter().map(|i| &i["code"]).collect();
+        let documented: Vec<&Value> =
+            spec["components"]["schemas"][schema]["enum"].as_array().unwrap().iter().collect();
+        assert_eq!(documented, codes, "{schema} vs code list {list}");
+    }
+}
+
+#[tokio::test]
+async fn get_on_the_batch_path_is_405_with_allow_not_a_bad_uuid() {
+    // Arrange: `GET /referrals/batch` was routed to `GET /referrals/{id}`.
+    let app = spawn_app().await;
+    // Act
+    let res = app.get("/api/v1/referrals/batch", &caseworker()).await;
+    // Assert
+    assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    assert_problem(res, 405, "method-not-allowed").await;
+}
+
+#[tokio::test]
+async fn a_malformed_id_is_still_a_400() {
+    // Arrange
+    let app = spawn_app().await;
+    // Act
+    let res = app.get("/api/v1/referrals/not-a-uuid", &caseworker()).await;
+    // Assert
+    assert_problem(res, 400, "bad-request").await;
+}
+
+#[tokio::test]
+async fn a_full_employer_matches_exactly_one_schema_of_employer_record() {
+    // Arrange: `EmployerRecord` is a `oneOf`; a full record also matched the
+    // open-ended public schema, so every employer response broke the `oneOf`.
+    let app = spawn_app().await;
+    // Act
+    let spec = served_spec(&app).await;
+    // Assert
+    assert_eq!(spec["components"]["schemas"]["EmployerPublicDto"]["additionalProperties"], false);
+}
+
+#[tokio::test]
+async fn only_the_referral_list_documents_sort_by_updated_at() {
+    // Arrange: the shared paging parameters offered `sort=updated_at` on every
+    // list; all but referrals refuse it with `400`.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    // Act
+    let employers = app.get("/api/v1/employers?sort=updated_at", &caseworker()).await;
+    let referrals = app.get("/api/v1/referrals?sort=updated_at", &caseworker()).await;
+    // Assert
+    assert_problem(employers, 400, "bad-request").await;
+    assert_eq!(referrals.status(), 200);
+    let employer_sort = parameter(&spec, "/api/v1/employers", "get", "sort")["schema"]["pattern"].as_str().unwrap();
+    let referral_sort = parameter(&spec, "/api/v1/referrals", "get", "sort")["schema"]["pattern"].as_str().unwrap();
+    assert!(!employer_sort.contains("updated_at"), "{employer_sort}");
+    assert!(referral_sort.contains("updated_at"), "{referral_sort}");
+}
+
+#[tokio::test]
+async fn employer_counselling_documents_and_accepts_the_employer_topics() {
+    // Arrange: the employer endpoint documented the client topics (its
+    // example used `application_support`) and refused them with `422`.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let employer = created(
+        app.post("/api/v1/employers", &caseworker(), &json!({"name": "Malerbetrieb Schönefeld"})).await,
+        "employer",
+    )
+    .await;
+    let body_ref = spec["paths"]["/api/v1/employers/{id}/consultations"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schema_name = body_ref.rsplit('/').next().unwrap();
+    let schema = &spec["components"]["schemas"][schema_name];
+    // Act
+    let res = app
+        .post(
+            &format!("/api/v1/employers/{}/consultations", employer["id"].as_str().unwrap()),
+            &caseworker(),
+            &schema["example"],
+        )
+        .await;
+    // Assert
+    assert_eq!(schema["properties"]["topic"]["$ref"], "#/components/schemas/EmployerConsultationTopic");
+    assert_eq!(res.status(), 201, "the documented example is accepted");
+}
+
+#[tokio::test]
+async fn code_filters_document_their_code_list() {
+    // Arrange: filters were documented as free strings, so `?status=` (blank)
+    // or any text looked valid and got a `400`.
+    let app = spawn_app().await;
+    // Act
+    let spec = served_spec(&app).await;
+    // Assert
+    let cases = [
+        ("/api/v1/clients", "status", "ClientStatus"),
+        ("/api/v1/providers", "kind", "ProviderKind"),
+        ("/api/v1/employers", "settlement_status", "SettlementStatus"),
+        ("/api/v1/vacancies", "kind", "VacancyKind"),
+        ("/api/v1/measures", "funding", "FundingType"),
+        ("/api/v1/referrals", "status", "ReferralStatus"),
+    ];
+    for (path, name, schema) in cases {
+        assert_eq!(
+            parameter(&spec, path, "get", name)["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path} {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn required_fields_are_documented_as_not_nullable_and_bounds_as_bounds() {
+    // Arrange: `{"name": null}` and `{"hours_per_week": 0}` matched the
+    // document and were refused with `422`.
+    let app = spawn_app().await;
+    // Act
+    let spec = served_spec(&app).await;
+    // Assert
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(schemas["ProviderInput"]["properties"]["name"]["type"], "string");
+    assert_eq!(schemas["ProviderInput"]["properties"]["kind"]["$ref"], "#/components/schemas/ProviderKind");
+    assert_eq!(schemas["ClientInput"]["properties"]["first_name"]["type"], "string");
+    assert_eq!(schemas["ClientInput"]["properties"]["hours_per_week"]["minimum"], 1);
+    assert_eq!(schemas["MeasureInput"]["properties"]["capacity"]["type"], "integer");
+    assert_eq!(schemas["VacancyInput"]["properties"]["positions"]["minimum"], 1);
+    assert_eq!(schemas["BatchInput"]["properties"]["items"]["minItems"], 1);
+}
+
+#[tokio::test]
+async fn idempotency_key_documents_what_the_service_accepts() {
+    // Arrange
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    // Act
+    let refused = app
+        .request(Method::POST, "/api/v1/providers", Some(&caseworker()))
+        .header("Idempotency-Key", "schlüssel")
+        .json(&provider_body("Bildungswerk Ost"))
+        .send()
+        .await
+        .unwrap();
+    // Assert
+    assert_problem(refused, 400, "bad-request").await;
+    let key = &parameter(&spec, "/api/v1/providers", "post", "Idempotency-Key")["schema"];
+    assert_eq!(key["maxLength"], 255);
+    assert_eq!(key["pattern"], "^[\\x20-\\x7e]+$");
+}
+
+/// Every `$ref` in `value` (a JSON pointer into the same document).
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r);
+            }
+            map.values().for_each(|v| refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    // Arrange: the statistics `from`/`to` parameters named a schema that was
+    // never registered, so clients (and schemathesis) skipped them.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let mut all = Vec::new();
+    // Act
+    refs(&spec, &mut all);
+    // Assert
+    let dangling: Vec<&&str> =
+        all.iter().filter(|r| r.strip_prefix('#').is_none_or(|p| spec.pointer(p).is_none())).collect();
+    assert!(dangling.is_empty(), "dangling references: {dangling:?}");
+}
+
+// --- Found on PostgreSQL, which refuses what SQLite silently stores ---
+
+#[tokio::test]
+async fn a_date_before_year_one_is_refused_not_a_500() {
+    // Arrange: chrono reads `-100000-01-01`; PostgreSQL's date type cannot hold it.
+    let app = spawn_app().await;
+    let provider = app.create_provider("Bildungswerk Leipzig-Ost gGmbH").await;
+    let measure = json!({"provider_id": provider["id"], "title": "Bewerbungswerkstatt", "kind": "application_training",
+        "funding": "sgb3_45", "capacity": 12, "start_date": "-100000-01-01"});
+    // Act
+    let create = app.post("/api/v1/measures", &caseworker(), &measure).await;
+    let filter = app.get("/api/v1/measures?starts_after=-100000-01-01", &caseworker()).await;
+    let statistics = app.get("/api/v1/statistics/demand?from=-100000-01-01", &caseworker()).await;
+    // Assert
+    let body = assert_problem(create, 422, "validation-failed").await;
+    assert_eq!(body["errors"][0]["field"], "start_date");
+    assert_problem(filter, 400, "bad-request").await;
+    assert_problem(statistics, 400, "bad-request").await;
+}
+
+#[tokio::test]
+async fn a_code_list_longer_than_its_column_is_422_not_500() {
+    // Arrange: languages and occupation codes are stored comma-joined in
+    // VARCHAR(200) / VARCHAR(400) columns.
+    let app = spawn_app().await;
+    let codes: Vec<String> = (0..100).map(|i| format!("{:05}", 10_000 + i)).collect();
+    let client = json!({"first_name": "Mara", "last_name": "Beispiel", "occupation_codes": codes});
+    // Act
+    let res = app.post("/api/v1/clients", &caseworker(), &client).await;
+    // Assert
+    let body = assert_problem(res, 422, "validation-failed").await;
+    assert_eq!(body["errors"][0]["field"], "occupation_codes");
+}
+
+#[tokio::test]
+async fn a_token_whose_sub_or_org_does_not_fit_the_audit_log_is_401_not_500() {
+    // Arrange: `sub` and `org` are stored with every audited action
+    // (VARCHAR(200) columns).
+    let app = spawn_app().await;
+    let mut long_sub = caseworker();
+    long_sub.sub = "s".repeat(201);
+    let long_org = Caller::new("jobcenter").with_org("o".repeat(201));
+    // Act
+    let by_sub = app.get("/api/v1/clients", &long_sub).await;
+    let by_org = app.post("/api/v1/clients", &long_org, &json!({"first_name": "Mara", "last_name": "Beispiel"})).await;
+    // Assert
+    assert_problem(by_sub, 401, "unauthorized").await;
+    assert_problem(by_org, 401, "unauthorized").await;
+}
