@@ -34,7 +34,7 @@ CW=$("$BIN" token --role caseworker --sub bench --ttl 3600)
 PROVIDER=$(curl -fsS "http://$OSTWERK_ADDR/api/v1/providers?limit=1" -H "Authorization: Bearer $CW" | python3 -c 'import sys,json;print(json.load(sys.stdin)["items"][0]["id"])')
 CLIENT=$(curl -fsS "http://$OSTWERK_ADDR/api/v1/clients?limit=1" -H "Authorization: Bearer $CW" | python3 -c 'import sys,json;print(json.load(sys.stdin)["items"][0]["id"])')
 
-run() { printf '%-40s ' "$1"; shift; "$LOADGEN" "http://$OSTWERK_ADDR" "$CW" "$CONCURRENCY" "$SECONDS_PER_RUN" "$@"; }
+run() { printf '%-46s ' "$1"; shift; "$LOADGEN" "http://$OSTWERK_ADDR" "$CW" "$CONCURRENCY" "$SECONDS_PER_RUN" "$@"; }
 echo "== load: $CONCURRENCY concurrent clients, $SECONDS_PER_RUN s each"
 run "GET /livez (no auth, no db)" /livez
 run "GET /api/v1/providers/{id}" "/api/v1/providers/$PROVIDER"
@@ -42,4 +42,6 @@ run "GET /api/v1/measures?has_free_seats=true" "/api/v1/measures?has_free_seats=
 run "GET /api/v1/clients/{id} (audited)" "/api/v1/clients/$CLIENT"
 run "GET /api/v1/clients?q=an (audited list)" "/api/v1/clients?q=an&limit=50"
 run "GET /api/v1/referrals?sort=updated_at" "/api/v1/referrals?sort=updated_at&limit=100"
+run "GET /api/v1/clients/{id}/matches" "/api/v1/clients/$CLIENT/matches"
+SECONDS_PER_RUN=5 CONCURRENCY=4 run "GET /api/v1/statistics/demand (10^5 clients)" "/api/v1/statistics/demand?group_by=district,target_group"
 echo "== server peak RSS: $(grep VmHWM /proc/$PID/status | awk '{print $2, $3}')"
