@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod cli;
 mod clients;
 mod code_lists;
 mod contract;
