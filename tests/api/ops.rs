@@ -492,3 +492,58 @@ async fn development_mode_prints_a_working_token_per_role() {
     // Assert
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_never_the_token_or_query() {
+    // Arrange
+    ostwerk::startup::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = serve_command(&dir, &addr.to_string());
+    cmd.env("OSTWERK_JWT_SECRET", SECRET)
+        .env("OSTWERK_LOG", "info")
+        .env("OSTWERK_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Running(cmd.spawn().unwrap());
+    let base = format!("http://{addr}");
+    wait_until_live(&base, &mut child).await;
+    let token = token_for(&caseworker());
+    // Act
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/clients?q=Schmidt"))
+        .bearer_auth(&token)
+        .header("X-Request-Id", "trace-json-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    std::process::Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status().unwrap();
+    let output = child.0.wait_with_output_ref();
+    // Assert
+    let lines: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let access = lines
+        .iter()
+        .find(|l| l["fields"]["route"] == "/api/v1/clients")
+        .unwrap_or_else(|| panic!("an access log line in {output}"));
+    assert_eq!(access["span"]["request_id"], "trace-json-42", "{access}");
+    assert!(!output.contains(&token), "the token must never be logged");
+    assert!(!output.contains("Schmidt"), "query strings (names) must never be logged");
+}
+
+trait WaitWithOutput {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl WaitWithOutput for Child {
+    /// Waits for the exit and returns what the child wrote to stdout.
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.stdout.take() {
+            stdout.read_to_string(&mut out).unwrap();
+        }
+        let _ = self.wait();
+        out
+    }
+}
