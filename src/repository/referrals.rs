@@ -33,6 +33,28 @@ pub struct ReferralScope {
     pub employer: Option<Uuid>,
 }
 
+/// Referrals into the measures of `provider`.
+fn into_measures_of(provider: Uuid) -> sea_orm::sea_query::SimpleExpr {
+    Column::MeasureId.in_subquery(
+        sea_orm::sea_query::Query::select()
+            .column(measure::Column::Id)
+            .from(measure::Entity)
+            .and_where(measure::Column::ProviderId.eq(provider))
+            .to_owned(),
+    )
+}
+
+/// Referrals to the vacancies of `employer`.
+fn to_vacancies_of(employer: Uuid) -> sea_orm::sea_query::SimpleExpr {
+    Column::VacancyId.in_subquery(
+        sea_orm::sea_query::Query::select()
+            .column(vacancy::Column::Id)
+            .from(vacancy::Entity)
+            .and_where(vacancy::Column::EmployerId.eq(employer))
+            .to_owned(),
+    )
+}
+
 fn scope_condition(scope: &ReferralScope) -> Condition {
     if scope.all {
         return Condition::all();
@@ -42,26 +64,10 @@ fn scope_condition(scope: &ReferralScope) -> Condition {
         any = any.add(Column::ReferringOrg.eq(org.clone()));
     }
     if let Some(p) = scope.provider {
-        any = any.add(
-            Column::MeasureId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(measure::Column::Id)
-                    .from(measure::Entity)
-                    .and_where(measure::Column::ProviderId.eq(p))
-                    .to_owned(),
-            ),
-        );
+        any = any.add(into_measures_of(p));
     }
     if let Some(e) = scope.employer {
-        any = any.add(
-            Column::VacancyId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(vacancy::Column::Id)
-                    .from(vacancy::Entity)
-                    .and_where(vacancy::Column::EmployerId.eq(e))
-                    .to_owned(),
-            ),
-        );
+        any = any.add(to_vacancies_of(e));
     }
     // No grant at all: nothing is visible.
     if scope.referring_org.is_none() && scope.provider.is_none() && scope.employer.is_none() {
@@ -231,26 +237,10 @@ pub async fn list(
         select = select.filter(Column::VacancyId.eq(v));
     }
     if let Some(p) = f.provider_id {
-        select = select.filter(
-            Column::MeasureId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(measure::Column::Id)
-                    .from(measure::Entity)
-                    .and_where(measure::Column::ProviderId.eq(p))
-                    .to_owned(),
-            ),
-        );
+        select = select.filter(into_measures_of(p));
     }
     if let Some(e) = f.employer_id {
-        select = select.filter(
-            Column::VacancyId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(vacancy::Column::Id)
-                    .from(vacancy::Entity)
-                    .and_where(vacancy::Column::EmployerId.eq(e))
-                    .to_owned(),
-            ),
-        );
+        select = select.filter(to_vacancies_of(e));
     }
     if let Some(v) = &f.external_id {
         select = select.filter(Column::ExternalId.eq(v.clone()));
