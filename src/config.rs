@@ -45,8 +45,8 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_CORS_ORIGINS", default_value = "", global = true)]
     pub cors_origins: String,
 
-    /// Requests per minute per principal; 0 disables rate limiting.
-    #[arg(long, env = "OSTWERK_RATE_LIMIT", default_value_t = 600, global = true)]
+    /// Requests per minute per principal (a burst of that many, then refilled evenly); 0 disables it.
+    #[arg(long, env = "OSTWERK_RATE_LIMIT", default_value_t = 6000, global = true)]
     pub rate_limit: u32,
 
     /// Log filter (tracing `EnvFilter` syntax).
