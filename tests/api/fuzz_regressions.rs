@@ -396,3 +396,16 @@ async fn funding_and_webhook_inputs_document_required_fields_and_bounds() {
     assert_eq!(webhook["url"]["type"], "string");
     assert_eq!(webhook["org"]["maxLength"], 200);
 }
+
+#[tokio::test]
+async fn a_large_amount_with_two_decimals_is_accepted() {
+    // Arrange: above ~10^8 euros, `v * 100` is off by more than the old
+    // absolute tolerance, so `554948096.7` was "more than two decimals".
+    let app = spawn_app().await;
+    let programme = json!({"name": "Strukturwandel Ost", "funder": "Bund", "max_amount_eur": 554_948_096.7});
+    // Act
+    let res = app.post("/api/v1/funding-programmes", &caseworker(), &programme).await;
+    // Assert
+    let body = created(res, "programme").await;
+    assert_eq!(body["max_amount_eur"], 554_948_096.7);
+}
