@@ -242,7 +242,10 @@ impl Checker {
         if !v.is_finite() || !(0.0..=1_000_000_000.0).contains(&v) {
             self.add(field, "must be an amount in euros between 0 and 1 000 000 000");
             None
-        } else if (v * 100.0 - cents).abs() > 1e-6 {
+        // Compared as euros, within float rounding of `v` itself: an absolute
+        // tolerance on `v * 100` refused valid amounts above ~10^8 (`554948096.7`),
+        // where one step of an f64 times 100 is already larger than it.
+        } else if (cents / 100.0 - v).abs() > v * 4.0 * f64::EPSILON {
             self.add(field, "must have at most two decimals");
             None
         } else {
@@ -262,6 +265,18 @@ impl Checker {
 mod tests {
     use super::*;
     use crate::domain::codes::TargetGroup;
+
+    #[test]
+    fn euros_take_two_decimals_at_any_size_and_refuse_a_third() {
+        let mut c = Checker::new();
+        assert_eq!(c.euros("a", Some(554_948_096.7)), Some(55_494_809_670));
+        assert_eq!(c.euros("a", Some(999_999_999.99)), Some(99_999_999_999));
+        assert_eq!(c.euros("a", Some(0.29)), Some(29));
+        assert!(c.finish().is_ok());
+        let mut c = Checker::new();
+        assert_eq!(c.euros("a", Some(12.345)), None);
+        assert!(c.finish().is_err());
+    }
 
     #[test]
     fn collects_every_bad_field() {

@@ -84,20 +84,25 @@ fn euros(cents: Option<i64>) -> Option<f64> {
     "deadline": null, "url": "https://www.arbeitsagentur.de/"}))]
 pub struct ProgrammeInput {
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub name: Option<String>,
     /// Required.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub funder: Option<String>,
+    #[schema(max_length = 300)]
     pub legal_basis: Option<String>,
     #[schema(value_type = Option<Vec<TargetGroup>>)]
     pub target_groups: Option<Vec<String>>,
     /// Who may apply; empty: anybody.
     #[schema(value_type = Option<Vec<ApplicantKind>>)]
     pub eligible_applicants: Option<Vec<String>>,
+    /// At most two decimals.
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub max_amount_eur: Option<f64>,
     #[schema(value_type = Option<NaiveDate>)]
     pub deadline: Option<String>,
+    /// http(s).
+    #[schema(max_length = 2000)]
     pub url: Option<String>,
 }
 
@@ -184,8 +189,10 @@ impl From<&funding_programme::Model> for ProgrammeInput {
 #[into_params(parameter_in = Query)]
 pub struct ProgrammeQuery {
     /// Programmes open to this kind of applicant (`applicant_kinds`).
+    #[param(value_type = Option<ApplicantKind>)]
     pub eligible_applicant: Option<String>,
     /// Programmes for this target group.
+    #[param(value_type = Option<TargetGroup>)]
     pub target_group: Option<String>,
 }
 
@@ -311,10 +318,11 @@ pub struct ApplicationInput {
     /// Required: the id of the client, employer or provider applying.
     #[schema(value_type = Uuid, required = true)]
     pub applicant_id: Option<String>,
-    /// Required.
-    #[schema(required = true)]
+    /// Required. At most two decimals.
+    #[schema(required = true, nullable = false, minimum = 0, maximum = 1000000000)]
     pub amount_requested_eur: Option<f64>,
-    /// Required when `granted`.
+    /// Required when `granted`. At most two decimals.
+    #[schema(minimum = 0, maximum = 1000000000)]
     pub amount_granted_eur: Option<f64>,
     /// Default `draft`.
     #[schema(value_type = Option<FundingApplicationStatus>)]
@@ -323,6 +331,7 @@ pub struct ApplicationInput {
     pub submitted_on: Option<String>,
     #[schema(value_type = Option<NaiveDate>)]
     pub decided_on: Option<String>,
+    #[schema(max_length = 10000)]
     pub note: Option<String>,
 }
 
@@ -440,6 +449,7 @@ pub struct ApplicationQuery {
     /// The applying client, employer or provider.
     pub applicant_id: Option<Uuid>,
     /// A code of `funding_application_statuses`.
+    #[param(value_type = Option<FundingApplicationStatus>)]
     pub status: Option<String>,
 }
 

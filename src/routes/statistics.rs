@@ -145,6 +145,7 @@ pub async fn get_outcome_statistics(
 #[into_params(parameter_in = Query)]
 pub struct FundingParams {
     /// `programme` (default), `funder` or `applicant_kind`.
+    #[param(pattern = "^(programme|funder|applicant_kind)$")]
     pub group_by: Option<String>,
 }
 

@@ -48,12 +48,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct WebhookInput {
     /// Required. http(s); loopback, private and link-local targets are refused
     /// unless `OSTWERK_WEBHOOK_ALLOW_PRIVATE=true`.
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 2000, pattern = "\\S")]
     pub url: Option<String>,
     /// Required, at least one.
     #[schema(value_type = Vec<WebhookEvent>, required = true)]
     pub events: Option<Vec<String>>,
     /// Admins only: the organisation subscribing (default: the caller's).
+    #[schema(max_length = 200)]
     pub org: Option<String>,
     /// Default `true`.
     pub active: Option<bool>,
@@ -64,11 +65,13 @@ impl WebhookInput {
         let mut c = crate::domain::validate::Checker::new();
         let url = c.required("url", self.url.as_deref()).map(|u| c.text("url", u, 2000));
         let events = c.required("events", self.events);
+        // Bounded like the column (VARCHAR(200)): PostgreSQL refuses longer.
+        let org = c.opt_text("org", self.org.as_deref(), 200);
         c.finish()?;
         Ok(Subscription {
             url: url.unwrap_or_default(),
             events: parse_events(&events.unwrap_or_default())?,
-            org: self.org.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
+            org,
             active: self.active.unwrap_or(true),
         })
     }

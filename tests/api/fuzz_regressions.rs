@@ -334,3 +334,78 @@ async fn a_token_whose_sub_or_org_does_not_fit_the_audit_log_is_401_not_500() {
     assert_problem(by_sub, 401, "unauthorized").await;
     assert_problem(by_org, 401, "unauthorized").await;
 }
+
+// --- Found fuzzing webhooks, funding, statistics, matches, consultations ---
+
+#[tokio::test]
+async fn a_webhook_org_longer_than_its_column_is_422_not_500() {
+    // Arrange: an admin may subscribe for any organisation; `org` is stored
+    // in a VARCHAR(200) column, which PostgreSQL enforces.
+    let app = spawn_app().await;
+    let subscription =
+        json!({"url": "https://93.184.215.14/hooks", "events": ["measure.changed"], "org": "o".repeat(201)});
+    // Act
+    let res = app.post("/api/v1/webhooks", &admin(), &subscription).await;
+    // Assert
+    let body = assert_problem(res, 422, "validation-failed").await;
+    assert_eq!(body["errors"][0]["field"], "org");
+}
+
+#[tokio::test]
+async fn funding_and_statistics_filters_document_what_they_accept() {
+    // Arrange: `?status=`, `?eligible_applicant=` and `?group_by=district`
+    // matched free-string parameters and were refused with `400`.
+    let app = spawn_app().await;
+    // Act
+    let spec = served_spec(&app).await;
+    // Assert
+    let cases = [
+        ("/api/v1/funding-applications", "status", "FundingApplicationStatus"),
+        ("/api/v1/funding-programmes", "eligible_applicant", "ApplicantKind"),
+        ("/api/v1/funding-programmes", "target_group", "TargetGroup"),
+    ];
+    for (path, name, schema) in cases {
+        assert_eq!(
+            parameter(&spec, path, "get", name)["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{path} {name}"
+        );
+    }
+    let group_by = &parameter(&spec, "/api/v1/statistics/funding", "get", "group_by")["schema"];
+    assert_eq!(group_by["pattern"], "^(programme|funder|applicant_kind)$");
+}
+
+#[tokio::test]
+async fn funding_and_webhook_inputs_document_required_fields_and_bounds() {
+    // Arrange: `{"name": null}`, an over-long name or a negative amount
+    // matched the document and were refused with `422`.
+    let app = spawn_app().await;
+    // Act
+    let spec = served_spec(&app).await;
+    // Assert
+    let schemas = &spec["components"]["schemas"];
+    let programme = &schemas["ProgrammeInput"]["properties"];
+    assert_eq!(programme["name"]["type"], "string");
+    assert_eq!(programme["name"]["maxLength"], 300);
+    assert_eq!(programme["funder"]["type"], "string");
+    assert_eq!(programme["max_amount_eur"]["minimum"], 0);
+    let application = &schemas["ApplicationInput"]["properties"];
+    assert_eq!(application["amount_requested_eur"]["type"], "number");
+    assert_eq!(application["amount_requested_eur"]["maximum"], 1_000_000_000);
+    let webhook = &schemas["WebhookInput"]["properties"];
+    assert_eq!(webhook["url"]["type"], "string");
+    assert_eq!(webhook["org"]["maxLength"], 200);
+}
+
+#[tokio::test]
+async fn a_large_amount_with_two_decimals_is_accepted() {
+    // Arrange: above ~10^8 euros, `v * 100` is off by more than the old
+    // absolute tolerance, so `554948096.7` was "more than two decimals".
+    let app = spawn_app().await;
+    let programme = json!({"name": "Strukturwandel Ost", "funder": "Bund", "max_amount_eur": 554_948_096.7});
+    // Act
+    let res = app.post("/api/v1/funding-programmes", &caseworker(), &programme).await;
+    // Assert
+    let body = created(res, "programme").await;
+    assert_eq!(body["max_amount_eur"], 554_948_096.7);
+}
