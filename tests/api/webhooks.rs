@@ -234,3 +234,41 @@ async fn webhooks_of_other_organisations_are_invisible_but_admins_see_all() {
         .await;
     assert_problem(res, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn several_delivery_workers_on_one_database_send_each_event_once() {
+    // Arrange: the app's own worker plus four more "instances" on the same database.
+    let app = app_allowing_private_targets().await;
+    let (url, got) = receiver(200).await;
+    app.create("/api/v1/webhooks", &caseworker(), &json!({"url": url, "events": ["measure.changed"]})).await;
+    let provider = app.create_provider("Träger").await;
+    let mut settings = app.settings.clone();
+    settings.database_url = app.database_url.clone();
+    // Act: several measures (events) and several workers racing for them.
+    for n in 0..5 {
+        app.create_measure(&with(measure_body(&id_of(&provider)), json!({"title": format!("Kurs {n}")}))).await;
+    }
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let settings = settings.clone();
+        workers.push(tokio::spawn(async move {
+            let db = ostwerk::db::connect(&settings).await.unwrap();
+            let client = reqwest::Client::new();
+            for _ in 0..10 {
+                ostwerk::service::webhooks::deliver_due(&db, &client, true).await.unwrap();
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    // Assert
+    let received = wait_for(&got, 5).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // let any duplicate arrive
+    let received_after = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 5);
+    let mut ids: Vec<String> = received_after.iter().map(|r| r.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(received_after.len(), ids.len(), "an event was delivered twice: {received_after:?}");
+}
