@@ -33,14 +33,6 @@ impl IfMatch {
             .with_extension("current_etag", current)),
         }
     }
-
-    /// The version the caller expects, if it named exactly one.
-    pub fn expected_version(&self) -> Option<i32> {
-        match self {
-            IfMatch::Tags(tags) if tags.len() == 1 => tags[0].trim_matches('"').parse().ok(),
-            _ => None,
-        }
-    }
 }
 
 impl FromRequest for IfMatch {
