@@ -240,3 +240,19 @@ pub fn kldb_prefix_filter(field: &str, value: Option<String>) -> Result<Option<S
         other => Ok(other),
     }
 }
+
+/// A request body whose values include district codes, validated against
+/// the `districts` code list (which lives in the database).
+pub trait DistrictChecked: Sized {
+    type Fields;
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<Self::Fields, ApiError>;
+}
+
+/// Loads the district list once and validates `input` against it.
+pub async fn validated<I: DistrictChecked>(
+    db: &impl sea_orm::ConnectionTrait,
+    input: I,
+) -> Result<I::Fields, ApiError> {
+    let districts = crate::repository::districts::codes(db).await?;
+    input.validate(|d| districts.contains(d))
+}

@@ -4,7 +4,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::{
-    common::{ListOf, PageParams, list_response, merge_patch, ok_with_etag},
+    common::{ListOf, PageParams, list_response, merge_patch, ok_with_etag, validated},
     employers::{
         dto::{VacancyDto, VacancyInput, VacancyQuery},
         vacancy_filter,
@@ -15,7 +15,6 @@ use crate::{
     error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
-    repository,
     service::employers,
     startup::AppState,
 };
@@ -93,8 +92,7 @@ pub async fn update_vacancy(
     let current = employers::get_vacancy_for_change(&state.db, &user, id.into_inner()).await?;
     if_match.check(current.version)?;
     let merged: VacancyInput = merge_patch(&VacancyInput::from(&current), &body.value)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = merged.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, merged).await?;
     let model = employers::update_vacancy(&state.db, &current, &if_match, &fields).await?;
     Ok(ok_with_etag(model.version, &VacancyDto::from(&model)))
 }

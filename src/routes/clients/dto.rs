@@ -92,8 +92,10 @@ pub struct ClientInput {
     pub status: Option<String>,
 }
 
-impl ClientInput {
-    pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<ClientFields, ApiError> {
+impl crate::routes::common::DistrictChecked for ClientInput {
+    type Fields = ClientFields;
+
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<ClientFields, ApiError> {
         let mut c = Checker::new();
         let first_name = c.required("first_name", self.first_name.as_deref()).map(|v| c.text("first_name", v, 100));
         let last_name = c.required("last_name", self.last_name.as_deref()).map(|v| c.text("last_name", v, 100));

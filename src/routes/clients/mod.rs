@@ -10,6 +10,7 @@ use uuid::Uuid;
 use self::dto::{AuditEventDto, ClientDto, ClientExport, ClientInput, ClientQuery, ConsultationDto, ConsultationInput};
 use super::common::{
     ListOf, PageParams, audit_context, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter,
+    validated,
 };
 use super::referrals::dto::{ReferralDto, ReferralEventDto, ReferralWithEvents};
 use crate::{
@@ -22,7 +23,7 @@ use crate::{
     error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
-    repository::{self, clients::ClientFilter},
+    repository::clients::ClientFilter,
     service::{
         clients,
         idempotency::{self, IdempotencyKey},
@@ -124,8 +125,7 @@ pub async fn create_client(
     body: JsonBody<ClientInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = body.value.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, body.value).await?;
     let audit = audit_context(&user, &req);
     let response = idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = clients::create(txn, &audit, &user, &fields).await?;
@@ -183,12 +183,11 @@ pub async fn update_client(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let audit = audit_context(&user, &req);
-    let districts = repository::districts::codes(&state.db).await?;
     let txn = state.db.begin().await?;
     let current = clients::get(&txn, &audit, &user, id.into_inner(), action::CLIENT_UPDATE).await?;
     if_match.check(current.version)?;
     let merged: ClientInput = merge_patch(&ClientInput::from(&current), &body.value)?;
-    let fields = merged.validate(|d| districts.contains(d))?;
+    let fields = validated(&txn, merged).await?;
     let model = clients::update(&txn, &user, &current, &if_match, &fields).await?;
     txn.commit().await?;
     Ok(ok_with_etag(model.version, &ClientDto::from(&model)))

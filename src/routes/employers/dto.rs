@@ -49,8 +49,10 @@ pub struct EmployerInput {
     pub contact: Option<Contact>,
 }
 
-impl EmployerInput {
-    pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<EmployerFields, ApiError> {
+impl crate::routes::common::DistrictChecked for EmployerInput {
+    type Fields = EmployerFields;
+
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<EmployerFields, ApiError> {
         let mut c = Checker::new();
         let name = c.required("name", self.name.as_deref()).map(|v| c.text("name", v, 300));
         let legal_form = c.opt_text("legal_form", self.legal_form.as_deref(), 100);
@@ -225,8 +227,10 @@ pub struct VacancyInput {
     pub status: Option<String>,
 }
 
-impl VacancyInput {
-    pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<VacancyFields, ApiError> {
+impl crate::routes::common::DistrictChecked for VacancyInput {
+    type Fields = VacancyFields;
+
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<VacancyFields, ApiError> {
         let mut c = Checker::new();
         let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<VacancyKind>("kind", k));
         let title = c.required("title", self.title.as_deref()).map(|v| c.text("title", v, 300));

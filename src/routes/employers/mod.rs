@@ -12,7 +12,7 @@ use super::{
     clients::dto::{ConsultationDto, EmployerConsultationInput},
     common::{
         ListOf, PageParams, audit_context, code_filter, created, kldb_prefix_filter, list_response, merge_patch,
-        ok_with_etag, text_filter,
+        ok_with_etag, text_filter, validated,
     },
 };
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
     error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
-    repository::{self, employers::EmployerFilter, vacancies::VacancyFilter},
+    repository::{employers::EmployerFilter, vacancies::VacancyFilter},
     service::{
         employers::{self, EmployerView},
         idempotency::{self, IdempotencyKey},
@@ -131,8 +131,7 @@ pub async fn create_employer(
     body: JsonBody<EmployerInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = body.value.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, body.value).await?;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = employers::create(txn, &fields).await?;
         created(format!("/api/v1/employers/{}", model.id), &EmployerDto::from(&model))
@@ -179,8 +178,7 @@ pub async fn update_employer(
     let current = employers::get_for_change(&state.db, &user, id.into_inner()).await?;
     if_match.check(current.version)?;
     let merged: EmployerInput = merge_patch(&EmployerInput::from(&current), &body.value)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = merged.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, merged).await?;
     let model = employers::update(&state.db, &current, &if_match, &fields).await?;
     Ok(ok_with_etag(model.version, &EmployerDto::from(&model)))
 }
@@ -337,8 +335,7 @@ pub async fn create_vacancy(
     body: JsonBody<VacancyInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE_VACANCY)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = body.value.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, body.value).await?;
     let employer_id = id.into_inner();
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = employers::create_vacancy(txn, &user, employer_id, &fields).await?;

@@ -74,8 +74,10 @@ pub struct MeasureInput {
     pub status: Option<String>,
 }
 
-impl MeasureInput {
-    pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<MeasureFields, ApiError> {
+impl crate::routes::common::DistrictChecked for MeasureInput {
+    type Fields = MeasureFields;
+
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<MeasureFields, ApiError> {
         let mut c = Checker::new();
         let provider_id =
             c.required("provider_id", self.provider_id.as_deref()).and_then(|p| match Uuid::parse_str(p) {

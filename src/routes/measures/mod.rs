@@ -9,7 +9,7 @@ use uuid::Uuid;
 use self::dto::{MeasureDto, MeasureInput, MeasureQuery};
 use super::common::{
     ListOf, PageParams, code_filter, created, date_filter, kldb_prefix_filter, list_response, merge_patch,
-    ok_with_etag, text_filter,
+    ok_with_etag, text_filter, validated,
 };
 use crate::{
     auth::{Access, AuthUser, Role},
@@ -17,7 +17,7 @@ use crate::{
     error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
-    repository::{self, measures::MeasureFilter},
+    repository::measures::MeasureFilter,
     service::{
         idempotency::{self, IdempotencyKey},
         measures,
@@ -100,8 +100,7 @@ pub async fn create_measure(
     body: JsonBody<MeasureInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = body.value.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, body.value).await?;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = measures::create(txn, &user, &fields).await?;
         created(format!("/api/v1/measures/{}", model.id), &MeasureDto::from(&model))
@@ -152,8 +151,7 @@ pub async fn update_measure(
     let current = measures::get_for_change(&state.db, &user, id.into_inner()).await?;
     if_match.check(current.version)?;
     let merged: MeasureInput = merge_patch(&MeasureInput::from(&current), &body.value)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = merged.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, merged).await?;
     // The change and its webhook outbox rows commit together.
     let txn = state.db.begin().await?;
     let model = measures::update(&txn, &user, &current, &if_match, &fields).await?;

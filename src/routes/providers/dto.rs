@@ -46,9 +46,11 @@ pub struct ProviderInput {
     pub website: Option<String>,
 }
 
-impl ProviderInput {
+impl crate::routes::common::DistrictChecked for ProviderInput {
+    type Fields = ProviderFields;
+
     /// Validates every field; `district_known` answers for the districts list.
-    pub fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<ProviderFields, ApiError> {
+    fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<ProviderFields, ApiError> {
         let mut c = Checker::new();
         let name = c.required("name", self.name.as_deref()).map(|n| c.text("name", n, 300));
         let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<ProviderKind>("kind", k));

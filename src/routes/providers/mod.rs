@@ -6,14 +6,16 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use self::dto::{ProviderDto, ProviderInput, ProviderQuery};
-use super::common::{ListOf, PageParams, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter};
+use super::common::{
+    ListOf, PageParams, code_filter, created, list_response, merge_patch, ok_with_etag, text_filter, validated,
+};
 use crate::{
     auth::{Access, AuthUser, Role::*},
     domain::codes::ProviderKind,
     error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
-    repository::{self, providers::ProviderFilter},
+    repository::providers::ProviderFilter,
     service::{
         idempotency::{self, IdempotencyKey},
         providers,
@@ -86,8 +88,7 @@ pub async fn create_provider(
     body: JsonBody<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = body.value.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, body.value).await?;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = providers::create(txn, &fields).await?;
         created(format!("/api/v1/providers/{}", model.id), &ProviderDto::from(&model))
@@ -135,8 +136,7 @@ pub async fn update_provider(
     let current = providers::get_for_change(&state.db, &user, id.into_inner()).await?;
     if_match.check(current.version)?;
     let merged: ProviderInput = merge_patch(&ProviderInput::from(&current), &body.value)?;
-    let districts = repository::districts::codes(&state.db).await?;
-    let fields = merged.validate(|d| districts.contains(d))?;
+    let fields = validated(&state.db, merged).await?;
     if !user.is_office() && fields.azav_certified != current.azav_certified {
         return Err(ApiError::forbidden("Only office staff may change the AZAV certification."));
     }
