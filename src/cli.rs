@@ -67,7 +67,8 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = cli.settings;
+    let mut settings = cli.settings;
+    settings.read_jwt_secrets()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -134,6 +135,13 @@ pub fn token(
     if ttl <= 0 {
         bail!("--ttl must be positive");
     }
+    // A longer token would be refused by the service itself (SPEC: capped lifetime).
+    if u64::try_from(ttl).is_ok_and(|t| t > settings.jwt_max_lifetime_secs) {
+        bail!(
+            "--ttl {ttl} exceeds OSTWERK_JWT_MAX_LIFETIME_SECS ({}); the service would refuse the token",
+            settings.jwt_max_lifetime_secs
+        );
+    }
     let now = chrono::Utc::now().timestamp();
     let claims = DevToken {
         sub,
@@ -166,6 +174,7 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         }
         let secret = random_key();
         settings.jwt_secret = Some(secret.clone());
+        settings.jwt_previous_secrets.clear();
         print_dev_banner(&settings, &secret)?;
     }
     let app = Application::build(settings.clone()).await?;
@@ -188,7 +197,8 @@ fn print_dev_banner(settings: &Settings, secret: &str) -> anyhow::Result<()> {
             Role::Jobcenter => Some(DEV_JOBCENTER_ORG),
             _ => None,
         };
-        let t = token(settings, secret, &[role.as_str()], org, &format!("dev-{role}"), 12 * 3600)?;
+        let ttl = (12 * 3600).min(i64::try_from(settings.jwt_max_lifetime_secs).unwrap_or(i64::MAX));
+        let t = token(settings, secret, &[role.as_str()], org, &format!("dev-{role}"), ttl)?;
         out.push_str(&format!("{role:<11}{}\n  {t}\n", org.map(|o| format!(" (org {o})")).unwrap_or_default()));
     }
     out.push_str("==================================================\n");

@@ -17,9 +17,26 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub addr: SocketAddr,
 
-    /// HS256 signing secret (UTF-8 bytes, at least 32).
-    #[arg(long, env = "OSTWERK_JWT_SECRET", hide_env_values = true, global = true)]
+    /// The newest HS256 secret (UTF-8 bytes, at least 32). Deliberately no
+    /// flag: a command line is visible to every local user in `ps`. Read from
+    /// `OSTWERK_JWT_SECRET` or `OSTWERK_JWT_SECRET_FILE` by [`Settings::read_jwt_secrets`].
+    #[arg(skip)]
     pub jwt_secret: Option<String>,
+
+    /// Older HS256 secrets still accepted (newest first), so a rotation is no
+    /// hard cutover: from `OSTWERK_JWT_PREVIOUS_SECRETS` (comma-separated) or
+    /// the further lines of `OSTWERK_JWT_SECRET_FILE`. Never used to sign.
+    #[arg(skip)]
+    pub jwt_previous_secrets: Vec<String>,
+
+    /// Longest accepted token lifetime in seconds (`exp - iat`, or `exp - now` without `iat`).
+    #[arg(long, env = "OSTWERK_JWT_MAX_LIFETIME_SECS", default_value_t = 86_400, global = true)]
+    pub jwt_max_lifetime_secs: u64,
+
+    /// Seconds after which the JWKS is fetched again, so withdrawn keys stop
+    /// being accepted (a shorter `Cache-Control: max-age` of the JWKS wins).
+    #[arg(long, env = "OSTWERK_JWKS_REFRESH_SECS", default_value_t = 300, global = true)]
+    pub jwks_refresh_secs: u64,
 
     /// JWKS URL of an OIDC provider (RS256 / ES256 / EdDSA keys).
     #[arg(long, env = "OSTWERK_JWT_JWKS_URL", global = true)]
@@ -99,6 +116,43 @@ impl Settings {
         Only::try_parse_from(["ostwerk"]).map(|only| only.settings)
     }
 
+    /// Reads the HS256 secrets from the environment: `OSTWERK_JWT_SECRET`
+    /// (the newest) or `OSTWERK_JWT_SECRET_FILE` (a file whose first line is
+    /// the newest secret and whose further non-empty lines are previous
+    /// ones), plus `OSTWERK_JWT_PREVIOUS_SECRETS` (comma-separated, newest
+    /// first). Lengths are checked where the keys are built.
+    pub fn read_jwt_secrets(&mut self) -> anyhow::Result<()> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut secrets: Vec<String> = match (var("OSTWERK_JWT_SECRET"), var("OSTWERK_JWT_SECRET_FILE")) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set either OSTWERK_JWT_SECRET or OSTWERK_JWT_SECRET_FILE, not both")
+            }
+            (Some(secret), None) => vec![secret],
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("cannot read OSTWERK_JWT_SECRET_FILE {path}: {e}"))?;
+                // Line ends are not part of a secret (editors and `echo` add them).
+                let lines: Vec<String> =
+                    text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                if lines.is_empty() {
+                    anyhow::bail!("OSTWERK_JWT_SECRET_FILE {path} holds no secret");
+                }
+                lines
+            }
+            (None, None) => Vec::new(),
+        };
+        if let Some(previous) = var("OSTWERK_JWT_PREVIOUS_SECRETS") {
+            if secrets.is_empty() {
+                anyhow::bail!("OSTWERK_JWT_PREVIOUS_SECRETS needs a current OSTWERK_JWT_SECRET (or _FILE)");
+            }
+            secrets.extend(previous.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+        }
+        let mut secrets = secrets.into_iter();
+        self.jwt_secret = secrets.next();
+        self.jwt_previous_secrets = secrets.collect();
+        Ok(())
+    }
+
     pub fn cors_origins(&self) -> Vec<String> {
         self.cors_origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
@@ -114,6 +168,7 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("addr", &self.addr)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
             .field("jwt_jwks_url", &self.jwt_jwks_url)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)

@@ -15,27 +15,42 @@ pub struct Claims {
     pub realm_access: Option<RealmAccess>,
     #[serde(default)]
     pub org: Option<String>,
+    /// NumericDate; may be fractional (RFC 7519 §2).
+    #[serde(default)]
+    pub iat: Option<f64>,
+    #[serde(default)]
+    pub exp: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct RealmAccess {
     #[serde(default)]
-    pub roles: Vec<String>,
+    pub roles: Option<Vec<String>>,
 }
 
 impl Claims {
     /// Roles from `roles`, or Keycloak's `realm_access.roles` when `roles` is absent.
     /// Names that are not Ostwerk roles are ignored (an IdP issues many).
     pub fn ostwerk_roles(&self) -> Vec<Role> {
-        let names = match (&self.roles, &self.realm_access) {
+        let names = match (&self.roles, self.realm_roles()) {
             (Some(roles), _) => roles.as_slice(),
-            (None, Some(realm)) => realm.roles.as_slice(),
+            (None, Some(realm)) => realm,
             (None, None) => &[],
         };
         let mut roles: Vec<Role> = names.iter().filter_map(|n| Role::parse(n)).collect();
         roles.sort_unstable();
         roles.dedup();
         roles
+    }
+
+    fn realm_roles(&self) -> Option<&[String]> {
+        self.realm_access.as_ref().and_then(|r| r.roles.as_deref())
+    }
+
+    /// Whether the token states its roles at all (SPEC: `roles` is required;
+    /// an empty array is a statement, a missing claim is not).
+    pub fn states_roles(&self) -> bool {
+        self.roles.is_some() || self.realm_roles().is_some()
     }
 }
 

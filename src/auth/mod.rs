@@ -6,10 +6,10 @@ mod roles;
 
 pub use claims::{Claims, DevToken, mint_hs256};
 pub use extractor::AuthUser;
-pub use keys::{Authenticator, KeyConfigError, MIN_SECRET_BYTES};
+pub use keys::{Authenticator, KeyConfigError, MIN_SECRET_BYTES, canonical_org};
 
 /// Minimum HS256 secret length in bytes.
 pub const fn keys_min_secret() -> usize {
     MIN_SECRET_BYTES
 }
-pub use roles::{Access, Principal, Role};
+pub use roles::{Access, OFFICE_ORG, OrgKind, Owner, Principal, Role};

@@ -6,6 +6,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub org: String,
+    /// `office`, `jobcenter`, `provider` or `employer`: what kind of org `org` names.
+    pub owner_kind: String,
     pub url: String,
     pub events: String,
     /// `whsec_<base64>`; shown once at creation, kept to sign deliveries.

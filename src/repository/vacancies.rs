@@ -54,6 +54,9 @@ pub struct VacancyFilter {
     pub district: Option<String>,
     pub status: Option<String>,
     pub employer_id: Option<Uuid>,
+    /// Only the vacancies of this employer or open ones (a caller that is
+    /// both an employer and a job centre).
+    pub own_or_open: Option<Uuid>,
 }
 
 pub async fn list(
@@ -78,6 +81,13 @@ pub async fn list(
     }
     if let Some(v) = f.employer_id {
         select = select.filter(Column::EmployerId.eq(v));
+    }
+    if let Some(own) = f.own_or_open {
+        select = select.filter(
+            sea_orm::Condition::any()
+                .add(Column::EmployerId.eq(own))
+                .add(Column::Status.eq(crate::domain::codes::VacancyStatus::Open.as_str())),
+        );
     }
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }

@@ -2,12 +2,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use super::tags;
 use crate::{
+    auth::Owner,
     domain::ids::{new_id, now},
     entities::{
         webhook::{ActiveModel, Column, Entity, Model},
@@ -20,7 +21,7 @@ pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
 
 pub struct NewWebhook<'a> {
-    pub org: &'a str,
+    pub owner: &'a Owner,
     pub url: &'a str,
     pub events: &'a [&'a str],
     pub secret: &'a str,
@@ -31,7 +32,8 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewWebhook<'_>) -> Result<M
     let at = now();
     ActiveModel {
         id: Set(new_id()),
-        org: Set(new.org.to_owned()),
+        org: Set(new.owner.org.clone()),
+        owner_kind: Set(new.owner.kind.as_str().to_owned()),
         url: Set(new.url.to_owned()),
         events: Set(tags::join(new.events)),
         secret: Set(new.secret.to_owned()),
@@ -45,25 +47,40 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewWebhook<'_>) -> Result<M
     .await
 }
 
-/// A webhook, if `org` is `None` (admin) or owns it.
-pub async fn find(db: &impl ConnectionTrait, org: Option<&str>, id: Uuid) -> Result<Option<Model>, DbErr> {
+/// Webhooks owned by any of `owners`: kind and org must both match.
+fn owned_by(owners: &[Owner]) -> Condition {
+    let mut any = Condition::any();
+    for owner in owners {
+        any = any.add(
+            Condition::all().add(Column::OwnerKind.eq(owner.kind.as_str())).add(Column::Org.eq(owner.org.clone())),
+        );
+    }
+    if owners.is_empty() {
+        // No owner: nothing (an empty `any` would match everything).
+        any = any.add(Expr::val(1).eq(0));
+    }
+    any
+}
+
+/// A webhook, if `owners` is `None` (admin) or one of them owns it.
+pub async fn find(db: &impl ConnectionTrait, owners: Option<&[Owner]>, id: Uuid) -> Result<Option<Model>, DbErr> {
     let mut select = Entity::find_by_id(id);
-    if let Some(org) = org {
-        select = select.filter(Column::Org.eq(org));
+    if let Some(owners) = owners {
+        select = select.filter(owned_by(owners));
     }
     select.one(db).await
 }
 
 pub async fn list(
     db: &impl ConnectionTrait,
-    org: Option<&str>,
+    owners: Option<&[Owner]>,
     after: Option<Uuid>,
     newest_first: bool,
     limit: u64,
 ) -> Result<Vec<Model>, DbErr> {
     let mut select = Entity::find();
-    if let Some(org) = org {
-        select = select.filter(Column::Org.eq(org));
+    if let Some(owners) = owners {
+        select = select.filter(owned_by(owners));
     }
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }
@@ -90,11 +107,15 @@ pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result
     super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
 }
 
-/// Active subscriptions to `event` of any of `orgs` (`None`: every org).
-pub async fn subscribers(db: &impl ConnectionTrait, event: &str, orgs: Option<&[String]>) -> Result<Vec<Model>, DbErr> {
+/// Active subscriptions to `event` of any of `owners` (`None`: every owner).
+pub async fn subscribers(
+    db: &impl ConnectionTrait,
+    event: &str,
+    owners: Option<&[Owner]>,
+) -> Result<Vec<Model>, DbErr> {
     let mut select = Entity::find().filter(Column::Active.eq(true)).filter(tags::contains(Column::Events, event));
-    if let Some(orgs) = orgs {
-        select = select.filter(Column::Org.is_in(orgs.iter().cloned()));
+    if let Some(owners) = owners {
+        select = select.filter(owned_by(owners));
     }
     select.all(db).await
 }

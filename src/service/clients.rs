@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::{cursor::CursorCodec, paging};
 use crate::{
-    auth::{Principal, Role},
+    auth::Principal,
     domain::{
         audit::{AuditContext, action},
         clients::{ClientFields, ConsultationFields},
@@ -30,9 +30,9 @@ pub fn scope_for(principal: &Principal) -> Result<ClientScope, ApiError> {
     if principal.is_office() {
         return Ok(ClientScope::All);
     }
-    match (&principal.org, principal.has(Role::Jobcenter)) {
-        (Some(org), true) => Ok(ClientScope::Org(org.clone())),
-        _ => Err(ApiError::forbidden("Only office staff and job centres may access clients.")),
+    match principal.jobcenter_org() {
+        Some(org) => Ok(ClientScope::Org(org.to_owned())),
+        None => Err(ApiError::forbidden("Only office staff and job centres may access clients.")),
     }
 }
 

@@ -29,30 +29,33 @@ fn not_found() -> ApiError {
     ApiError::not_found("Employer")
 }
 
-/// The one employer an employer principal is, if it is one (and not office staff).
-fn own_employer(principal: &Principal) -> Option<Option<Uuid>> {
-    if principal.is_office() || !principal.has(Role::Employer) || principal.has(Role::Jobcenter) {
-        return None;
+/// How much of employer `id` the caller sees, decided per role and then
+/// combined per record — the widest view any *single* role grants for this
+/// very record, never a permission of one role applied to another's rows:
+/// office staff everything in full, an employer its own record in full, a
+/// job centre every record's public part. `None`: not visible at all.
+pub fn view_of(principal: &Principal, id: Uuid) -> Option<EmployerView> {
+    if principal.is_office() || principal.employer_id() == Some(id) {
+        Some(EmployerView::Full)
+    } else if principal.has(Role::Jobcenter) {
+        Some(EmployerView::Public)
+    } else {
+        None
     }
-    Some(principal.org.as_deref().and_then(|o| Uuid::parse_str(o).ok()))
-}
-
-pub fn view_for(principal: &Principal) -> EmployerView {
-    if principal.is_office() || principal.has(Role::Employer) { EmployerView::Full } else { EmployerView::Public }
 }
 
 pub async fn create(db: &impl ConnectionTrait, fields: &EmployerFields) -> Result<employer::Model, ApiError> {
     Ok(repository::employers::insert(db, new_id(), fields).await?)
 }
 
-/// A visible employer: an employer principal sees only itself.
-pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<employer::Model, ApiError> {
-    if let Some(own) = own_employer(principal)
-        && own != Some(id)
-    {
-        return Err(not_found());
-    }
-    repository::employers::find(db, id).await?.ok_or_else(not_found)
+/// A visible employer with the view the caller gets of it (see [`view_of`]).
+pub async fn get(
+    db: &impl ConnectionTrait,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<(employer::Model, EmployerView), ApiError> {
+    let view = view_of(principal, id).ok_or_else(not_found)?;
+    Ok((repository::employers::find(db, id).await?.ok_or_else(not_found)?, view))
 }
 
 /// An employer the caller may change: office staff any, an employer itself.
@@ -61,7 +64,7 @@ pub async fn get_for_change(
     principal: &Principal,
     id: Uuid,
 ) -> Result<employer::Model, ApiError> {
-    if !(principal.is_office() || principal.acts_for(Role::Employer, &id.to_string())) {
+    if !(principal.is_office() || principal.employer_id() == Some(id)) {
         return Err(not_found());
     }
     repository::employers::find(db, id).await?.ok_or_else(not_found)
@@ -74,15 +77,23 @@ pub async fn list(
     mut filter: EmployerFilter,
     page: &PageRequest,
 ) -> Result<Page<employer::Model>, ApiError> {
-    // A filter on a field outside the public part would reveal that field.
-    if view_for(principal) == EmployerView::Public && (filter.need.is_some() || filter.settlement_status.is_some()) {
-        return Err(ApiError::forbidden(
-            "Job centres see the public part of employers only and cannot filter by need or settlement_status.",
-        ));
-    }
-    if let Some(own) = own_employer(principal) {
-        // An employer principal whose org is not an id sees nothing.
-        filter.only = Some(own.unwrap_or(Uuid::nil()));
+    if !principal.is_office() {
+        // Rows the caller sees only in public would be revealed by a filter
+        // on a field outside the public part: such a filter narrows to the
+        // rows it sees in full (its own record), or is refused outright.
+        let private_filter = filter.need.is_some() || filter.settlement_status.is_some();
+        let own = principal.employer_id();
+        match (principal.has(Role::Jobcenter), principal.has(Role::Employer)) {
+            (true, false) if private_filter => {
+                return Err(ApiError::forbidden(
+                    "Job centres see the public part of employers only and cannot filter by need or settlement_status.",
+                ));
+            }
+            (true, true) if private_filter => filter.only = Some(own.unwrap_or(Uuid::nil())),
+            (true, _) => {}
+            // An employer principal whose org is not an id sees nothing.
+            (false, _) => filter.only = Some(own.unwrap_or(Uuid::nil())),
+        }
     }
     let after = paging::start(cursors, page)?;
     let rows = repository::employers::list(db, &filter, after, paging::newest_first(page), page.limit).await?;
@@ -125,22 +136,30 @@ fn vacancy_not_found() -> ApiError {
     ApiError::not_found("Vacancy")
 }
 
-/// Narrows a vacancy search to what the caller may see: an employer its own,
-/// a job centre open ones.
+/// Narrows a vacancy search to what the caller may see, the union of what
+/// each role grants: an employer its own (any status), a job centre the open
+/// ones of every employer.
 fn vacancy_visibility(principal: &Principal, filter: &mut VacancyFilter) {
     if principal.is_office() {
         return;
     }
-    if let Some(own) = own_employer(principal) {
-        filter.employer_id = Some(match (filter.employer_id, own) {
-            (Some(asked), Some(own)) if asked != own => Uuid::nil(),
-            (_, own) => own.unwrap_or(Uuid::nil()),
-        });
-    } else if principal.has(Role::Jobcenter) {
-        if filter.status.as_deref().is_some_and(|s| s != VacancyStatus::Open.as_str()) {
-            filter.employer_id = Some(Uuid::nil());
+    let own = principal.has(Role::Employer).then(|| principal.employer_id().unwrap_or(Uuid::nil()));
+    match (own, principal.has(Role::Jobcenter)) {
+        (Some(own), true) => filter.own_or_open = Some(own),
+        (Some(own), false) => {
+            filter.employer_id = Some(match filter.employer_id {
+                Some(asked) if asked != own => Uuid::nil(),
+                _ => own,
+            });
         }
-        filter.status = Some(VacancyStatus::Open.as_str().to_owned());
+        (None, true) => {
+            if filter.status.as_deref().is_some_and(|s| s != VacancyStatus::Open.as_str()) {
+                filter.employer_id = Some(Uuid::nil());
+            }
+            filter.status = Some(VacancyStatus::Open.as_str().to_owned());
+        }
+        // No role that reads vacancies: nothing.
+        (None, false) => filter.employer_id = Some(Uuid::nil()),
     }
 }
 
@@ -173,17 +192,11 @@ pub async fn get_vacancy(
     id: Uuid,
 ) -> Result<vacancy::Model, ApiError> {
     let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
-    let mut filter = VacancyFilter {
-        employer_id: Some(model.employer_id),
-        status: Some(model.status.clone()),
-        ..Default::default()
-    };
-    vacancy_visibility(principal, &mut filter);
-    if filter.employer_id == Some(model.employer_id) && filter.status.as_deref() == Some(model.status.as_str()) {
-        Ok(model)
-    } else {
-        Err(vacancy_not_found())
-    }
+    // The same union as `vacancy_visibility`, for one row.
+    let visible = principal.is_office()
+        || principal.employer_id() == Some(model.employer_id)
+        || (principal.has(Role::Jobcenter) && model.status == VacancyStatus::Open.as_str());
+    if visible { Ok(model) } else { Err(vacancy_not_found()) }
 }
 
 pub async fn get_vacancy_for_change(
@@ -192,7 +205,7 @@ pub async fn get_vacancy_for_change(
     id: Uuid,
 ) -> Result<vacancy::Model, ApiError> {
     let model = repository::vacancies::find(db, id).await?.ok_or_else(vacancy_not_found)?;
-    if principal.is_office() || principal.acts_for(Role::Employer, &model.employer_id.to_string()) {
+    if principal.is_office() || principal.employer_id() == Some(model.employer_id) {
         Ok(model)
     } else {
         Err(vacancy_not_found())

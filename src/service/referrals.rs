@@ -30,21 +30,19 @@ fn not_found() -> ApiError {
     ApiError::not_found("Referral")
 }
 
-fn org_uuid(principal: &Principal) -> Option<Uuid> {
-    principal.org.as_deref().and_then(|o| Uuid::parse_str(o).ok())
-}
-
 /// The referrals `principal` may see: office staff all; a job centre those it
-/// made; a provider those into its measures; an employer those to its vacancies.
+/// made; a provider those into its measures; an employer those to its
+/// vacancies. With several roles the grants are unioned, each bound to the
+/// org under its own role (the job centre's org never matches a measure).
 pub fn scope_for(principal: &Principal) -> ReferralScope {
     if principal.is_office() {
         return ReferralScope { all: true, ..Default::default() };
     }
     ReferralScope {
         all: false,
-        referring_org: principal.has(Role::Jobcenter).then(|| principal.org.clone()).flatten(),
-        provider: principal.has(Role::Provider).then(|| org_uuid(principal)).flatten(),
-        employer: principal.has(Role::Employer).then(|| org_uuid(principal)).flatten(),
+        referring_org: principal.jobcenter_org().map(str::to_owned),
+        provider: principal.provider_id(),
+        employer: principal.employer_id(),
     }
 }
 

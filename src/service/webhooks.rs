@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    auth::{Principal, Role},
+    auth::{OFFICE_ORG, OrgKind, Owner, Principal, Role},
     domain::{
         codes::ReferralStatus,
         ids::now,
@@ -24,9 +24,30 @@ pub const RETRY_HOURS: i64 = 24;
 /// How long one instance holds a delivery while sending it.
 const LEASE_SECONDS: i64 = 60;
 
-/// The org whose webhooks `principal` manages; `None` for admins (all orgs).
-pub fn org_scope(principal: &Principal) -> Option<String> {
-    if principal.has(Role::Admin) { None } else { Some(principal.org_or_office()) }
+/// The owners whose webhooks `principal` manages; `None` for admins (all).
+/// A job centre whose org string equals a provider's id owns only the job
+/// centre's subscriptions, never the provider's.
+pub fn org_scope(principal: &Principal) -> Option<Vec<Owner>> {
+    if principal.has(Role::Admin) { None } else { Some(principal.owners()) }
+}
+
+/// The kind of org an org string names as far as the registry knows: the
+/// office, an existing provider or employer, else a job centre (job centres
+/// are not registered). The org comes back canonical.
+async fn infer_owner(db: &impl ConnectionTrait, org: &str) -> Result<Owner, ApiError> {
+    let org = crate::auth::canonical_org(org).unwrap_or_default();
+    if org.eq_ignore_ascii_case(OFFICE_ORG) {
+        return Ok(Owner::office());
+    }
+    if let Ok(id) = Uuid::parse_str(&org) {
+        if repository::providers::find(db, id).await?.is_some() {
+            return Ok(Owner { kind: OrgKind::Provider, org });
+        }
+        if repository::employers::find(db, id).await?.is_some() {
+            return Ok(Owner { kind: OrgKind::Employer, org });
+        }
+    }
+    Ok(Owner { kind: OrgKind::Jobcenter, org })
 }
 
 /// Refuses URLs that are not http(s), or whose host is (or resolves to) a
@@ -79,17 +100,23 @@ pub async fn create(
     allow_private: bool,
 ) -> Result<Model, ApiError> {
     check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
-    let org = match (org_scope(principal), &sub.org) {
-        (None, Some(org)) => org.clone(),
-        (None, None) => principal.org_or_office(),
-        (Some(own), None) => own,
-        (Some(own), Some(asked)) if *asked == own => own,
-        (Some(_), Some(_)) => return Err(ApiError::forbidden("Only an admin may subscribe for another organisation.")),
+    let owner = match (principal.has(Role::Admin), &sub.org) {
+        (true, Some(org)) => infer_owner(db, org).await?,
+        (true, None) => Owner::office(),
+        (false, asked) => {
+            let own = if principal.is_office() { OFFICE_ORG.to_owned() } else { principal.org.clone().unwrap_or_default() };
+            if asked.as_deref().and_then(crate::auth::canonical_org).is_some_and(|a| a != own) {
+                return Err(ApiError::forbidden("Only an admin may subscribe for another organisation."));
+            }
+            // With several partner roles, the kind the registry knows the org as wins.
+            let preferred = infer_owner(db, &own).await?.kind;
+            principal.acting_owner(Some(preferred))
+        }
     };
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
     let secret = crate::domain::webhooks::new_secret();
     let new =
-        repo::NewWebhook { org: &org, url: &sub.url, events: &events, secret: &secret, created_by: &principal.sub };
+        repo::NewWebhook { owner: &owner, url: &sub.url, events: &events, secret: &secret, created_by: &principal.sub };
     Ok(repo::insert(db, &new).await?)
 }
 
@@ -104,7 +131,7 @@ pub async fn update(
     allow_private: bool,
 ) -> Result<Model, ApiError> {
     check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
-    if sub.org.as_deref().is_some_and(|o| o != current.org) {
+    if sub.org.as_deref().and_then(crate::auth::canonical_org).is_some_and(|o| o != current.org) {
         return Err(invalid("org", "cannot be changed; subscribe anew"));
     }
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
@@ -124,21 +151,26 @@ fn envelope(event: WebhookEvent, data: serde_json::Value) -> String {
     .to_string()
 }
 
-/// The organisations that may see a referral: the office, the referring org,
-/// the provider of its measure, the employer of its vacancy.
-async fn referral_audience(db: &impl ConnectionTrait, r: &referral::Model) -> Result<Vec<String>, ApiError> {
-    let mut orgs = vec!["office".to_owned(), r.referring_org.clone()];
+/// The owners that may see a referral: the office, the referring job
+/// centre, the provider of its measure, the employer of its vacancy — each
+/// with its kind, so a subscription of a job centre named like the provider
+/// gets nothing of the provider's.
+async fn referral_audience(db: &impl ConnectionTrait, r: &referral::Model) -> Result<Vec<Owner>, ApiError> {
+    let mut owners = vec![Owner::office()];
+    if r.referring_org != OFFICE_ORG {
+        owners.push(Owner { kind: OrgKind::Jobcenter, org: r.referring_org.clone() });
+    }
     if let Some(m) = r.measure_id
         && let Some(measure) = repository::measures::find(db, m).await?
     {
-        orgs.push(measure.provider_id.to_string());
+        owners.push(Owner { kind: OrgKind::Provider, org: measure.provider_id.to_string() });
     }
     if let Some(v) = r.vacancy_id
         && let Some(vacancy) = repository::vacancies::find(db, v).await?
     {
-        orgs.push(vacancy.employer_id.to_string());
+        owners.push(Owner { kind: OrgKind::Employer, org: vacancy.employer_id.to_string() });
     }
-    Ok(orgs)
+    Ok(owners)
 }
 
 /// Outbox rows for a new referral (in the creating transaction).

@@ -109,8 +109,8 @@ pub async fn list_employers(
         only: None,
     };
     let result = employers::list(&state.db, &state.cursors, &user, filter, &page).await?;
-    let v = employers::view_for(&user);
-    Ok(list_response(result, |m| view(v, &m)))
+    // Per record: the caller's own record in full, the others as its roles allow.
+    Ok(list_response(result, |m| view(employers::view_of(&user, m.id).unwrap_or(EmployerView::Public), &m)))
 }
 
 /// Create an employer
@@ -152,8 +152,8 @@ pub async fn get_employer(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
-    let model = employers::get(&state.db, &user, id.into_inner()).await?;
-    Ok(ok_with_etag(model.version, &view(employers::view_for(&user), &model)))
+    let (model, v) = employers::get(&state.db, &user, id.into_inner()).await?;
+    Ok(ok_with_etag(model.version, &view(v, &model)))
 }
 
 /// Change an employer
@@ -312,6 +312,7 @@ pub fn vacancy_filter(q: VacancyQuery) -> Result<VacancyFilter, ApiError> {
         district: text_filter(q.district),
         status: code_filter::<VacancyStatus>("status", q.status)?,
         employer_id: q.employer_id,
+        own_or_open: None,
     })
 }
 
