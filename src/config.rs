@@ -132,8 +132,7 @@ impl Settings {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| anyhow::anyhow!("cannot read OSTWERK_JWT_SECRET_FILE {path}: {e}"))?;
                 // Line ends are not part of a secret (editors and `echo` add them).
-                let lines: Vec<String> =
-                    text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+                let lines: Vec<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
                 if lines.is_empty() {
                     anyhow::bail!("OSTWERK_JWT_SECRET_FILE {path} holds no secret");
                 }

@@ -369,11 +369,8 @@ impl JwksCache {
 
     async fn fetch(&self) -> anyhow::Result<(HashMap<String, (DecodingKey, Algorithm)>, Option<Duration>)> {
         let response = self.client.get(&self.url).send().await?.error_for_status()?;
-        let max_age = response
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
+        let max_age =
+            response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
         let set: JwkSet = response.json().await?;
         let mut fresh = HashMap::new();
         for jwk in &set.keys {
@@ -391,11 +388,13 @@ impl JwksCache {
 
 /// `max-age` of a `Cache-Control` value.
 fn max_age(cache_control: &str) -> Option<Duration> {
-    cache_control.split(',').find_map(|d| {
-        let (name, value) = d.trim().split_once('=')?;
-        name.trim().eq_ignore_ascii_case("max-age").then(|| value.trim().trim_matches('"').parse().ok()).flatten()
-    })
-    .map(Duration::from_secs)
+    cache_control
+        .split(',')
+        .find_map(|d| {
+            let (name, value) = d.trim().split_once('=')?;
+            name.trim().eq_ignore_ascii_case("max-age").then(|| value.trim().trim_matches('"').parse().ok()).flatten()
+        })
+        .map(Duration::from_secs)
 }
 
 /// The algorithm a JWK is for: its `alg`, else what its key type implies.

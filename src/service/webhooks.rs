@@ -104,7 +104,8 @@ pub async fn create(
         (true, Some(org)) => infer_owner(db, org).await?,
         (true, None) => Owner::office(),
         (false, asked) => {
-            let own = if principal.is_office() { OFFICE_ORG.to_owned() } else { principal.org.clone().unwrap_or_default() };
+            let own =
+                if principal.is_office() { OFFICE_ORG.to_owned() } else { principal.org.clone().unwrap_or_default() };
             if asked.as_deref().and_then(crate::auth::canonical_org).is_some_and(|a| a != own) {
                 return Err(ApiError::forbidden("Only an admin may subscribe for another organisation."));
             }
