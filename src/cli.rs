@@ -16,7 +16,14 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "ostwerk", version, about = "Back office API of a district employment-development office")]
+#[command(
+    name = "ostwerk",
+    version,
+    about = "Back office API of a district employment-development office",
+    after_help = "HS256 secrets are read from the environment only (a command line shows in `ps`): \
+                  OSTWERK_JWT_SECRET or OSTWERK_JWT_SECRET_FILE (newest first, one per line), \
+                  plus OSTWERK_JWT_PREVIOUS_SECRETS (comma-separated) during a rotation."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,

@@ -21,6 +21,9 @@ pub struct TestApp {
     _dir: Option<Arc<tempfile::TempDir>>,
 }
 
+/// A last change to the settings of a test app.
+pub type Configure = Box<dyn FnOnce(&mut Settings) + Send>;
+
 /// Options for unusual apps (JWKS, rate limits, CORS).
 #[derive(Default)]
 pub struct Options {
@@ -33,7 +36,7 @@ pub struct Options {
     pub database_url: Option<String>,
     pub webhook_allow_private: bool,
     /// Any further change to the settings, applied last.
-    pub configure: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
+    pub configure: Option<Configure>,
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -295,22 +295,6 @@ async fn two_jobcenters_with_the_same_sub_do_not_get_each_others_client() {
     assert_problem(app.get(&format!("{CLIENTS}/{}", fx::id(&first)), &b).await, 404, "not-found").await;
 }
 
-#[tokio::test]
-async fn the_same_caller_still_gets_its_answer_replayed() {
-    // Arrange
-    let app = spawn_app().await;
-    let jc = caller(vec!["jobcenter"], "jc-a", "dev");
-    let post = || {
-        app.request(Method::POST, CLIENTS, Some(&jc)).header("Idempotency-Key", "client-1").json(&client_body()).send()
-    };
-    let first: Value = post().await.unwrap().json().await.unwrap();
-    // Act
-    let res = post().await.unwrap();
-    // Assert
-    assert_eq!(res.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_owned()), Some("true".into()));
-    assert_eq!(res.json::<Value>().await.unwrap()["id"], first["id"]);
-}
-
 // ---- 14.7 withdrawn JWKS keys -------------------------------------------------
 
 /// A JWKS endpoint the test controls: serves `doc` with `cache_control`,
