@@ -138,6 +138,10 @@ pub fn token(
         if role.needs_org() && org.is_none() {
             bail!("role {role} needs --org");
         }
+        // The service refuses such a token; say so here instead of minting it.
+        if role.needs_org() && org.is_some_and(|o| o.trim().eq_ignore_ascii_case(crate::auth::OFFICE_ORG)) {
+            bail!("--org office names the office itself and cannot be claimed for role {role}");
+        }
     }
     if ttl <= 0 {
         bail!("--ttl must be positive");

@@ -261,6 +261,42 @@ mod tests {
     }
 
     #[test]
+    fn scope_separates_callers_that_share_a_sub() {
+        let with = |roles: &[Role], org: Option<&str>| Principal {
+            sub: "ops".into(),
+            iss: None,
+            roles: roles.to_vec(),
+            org: org.map(str::to_owned),
+        };
+        let admin = with(&[Role::Admin], None);
+        let provider = with(&[Role::Provider], Some("p-1"));
+        let jobcenter = with(&[Role::Jobcenter], Some("p-1"));
+        let other_jobcenter = with(&[Role::Jobcenter], Some("p-2"));
+        let scopes = [admin.scope(), provider.scope(), jobcenter.scope(), other_jobcenter.scope()];
+        for (i, a) in scopes.iter().enumerate() {
+            assert_eq!(a.len(), 64, "SHA-256 hex fits the VARCHAR(600) column");
+            for b in &scopes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(jobcenter.scope(), with(&[Role::Jobcenter], Some("p-1")).scope());
+    }
+
+    #[test]
+    fn owners_pair_the_org_with_each_partner_role() {
+        let p = Principal {
+            sub: "s".into(),
+            iss: None,
+            roles: vec![Role::Jobcenter, Role::Employer],
+            org: Some("e-1".into()),
+        };
+        let kinds: Vec<OrgKind> = p.owners().iter().map(|o| o.kind).collect();
+        assert_eq!(kinds, vec![OrgKind::Jobcenter, OrgKind::Employer]);
+        assert_eq!(p.jobcenter_org(), Some("e-1"));
+        assert!(!p.acts_for(Role::Provider, "e-1"));
+    }
+
+    #[test]
     fn role_names_round_trip() {
         for r in Role::ALL {
             assert_eq!(Role::parse(r.as_str()), Some(r));

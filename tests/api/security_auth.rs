@@ -562,6 +562,20 @@ fn token_command_refuses_a_ttl_above_the_maximum_lifetime() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("eyJ"), "a token was printed");
 }
 
+#[test]
+fn token_command_refuses_org_office_for_a_partner_role() {
+    // Act
+    let out = ostwerk()
+        .args(["token", "--role", "jobcenter", "--org", "office"])
+        .env("OSTWERK_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    // Assert
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("office"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("eyJ"), "a token was printed");
+}
+
 // ---- 14.9 / 16.12 secrets --------------------------------------------------------
 
 #[test]
