@@ -90,7 +90,9 @@ impl Application {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let expiry = tokio::spawn(expire_referrals(self.state.clone()));
         let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
+        let leases = tokio::spawn(crate::service::idempotency::renew_leases(self.state.db.clone()));
         let result = self.server.await;
+        leases.abort();
         housekeeping.abort();
         expiry.abort();
         webhooks.abort();

@@ -95,7 +95,7 @@ pub async fn list_clients(
         district: text_filter(q.district),
         target_group: code_filter::<TargetGroup>("target_group", q.target_group)?,
         status: code_filter::<ClientStatus>("status", q.status)?,
-        q: text_filter(q.q),
+        q: crate::extract::search_text(q.q)?,
     };
     let audit = audit_context(&user, &req);
     let result = clients::list(&state.db, &audit, &state.cursors, &user, &filter, &page).await?;
