@@ -53,7 +53,7 @@ fn request_ids_of(req: &ServiceRequest) -> RequestIds {
 /// 128 KiB (and 96 header fields), above which it answers an empty `431`
 /// with no hook to change that; these lower limits make every realistic
 /// oversize request get a problem+json answer instead.
-pub const MAX_URI_BYTES: usize = 8 * 1024;
+pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Longest single header field (name + value) and all fields together.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS_TOTAL_BYTES: usize = 32 * 1024;

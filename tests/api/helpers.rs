@@ -32,6 +32,8 @@ pub struct Options {
     pub cors_origins: String,
     pub database_url: Option<String>,
     pub webhook_allow_private: bool,
+    /// Any further change to the settings, applied last.
+    pub configure: Option<fn(&mut Settings)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -98,6 +100,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.shutdown_timeout = 5;
     settings.webhook_allow_private = options.webhook_allow_private;
     settings.webhook_poll_ms = 50;
+    if let Some(configure) = options.configure {
+        configure(&mut settings);
+    }
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());

@@ -380,6 +380,7 @@ pub async fn list_client_matches(
     query: web::Query<MatchParams>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&MATCHES)?;
+    let _heavy = state.heavy.enter(&user)?;
     let q = query.into_inner();
     let (measures, vacancies) = match q.kind.as_deref().map(str::trim) {
         None | Some("") => (true, true),
