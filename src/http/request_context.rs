@@ -25,8 +25,8 @@ pub struct RequestId(pub String);
 /// log records as `request_id`: a caller chooses its `X-Request-Id` freely,
 /// so trusting it there would let a caller make its audit rows look like
 /// somebody else's request (or collide them on purpose). The caller's id is
-/// kept apart as `client` (audit column `client_request_id`, log field
-/// `client_request_id`) so partners can still correlate.
+/// kept apart as `client` (audit column `client_request_id`) so partners
+/// can still correlate; logs carry both (`request_id`, `own_request_id`).
 #[derive(Debug, Clone)]
 pub struct RequestIds {
     pub own: String,
@@ -104,12 +104,10 @@ pub async fn request_context(
     let german = prefers_german(&req);
     let method = if is_head { "HEAD".to_owned() } else { req.method().to_string() };
     let path = req.path().to_owned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %ids.own,
-        client_request_id = ids.client.as_deref().unwrap_or(""),
-        method = %method
-    );
+    // `request_id` is the id the caller sees (SPEC §1: carried in every log
+    // line); `own_request_id` is ours, the one audit rows record, so a log
+    // line can be found from either.
+    let span = tracing::info_span!("request", request_id = %request_id, own_request_id = %ids.own, method = %method);
 
     // Handlers' errors arrive as `Ok` error responses; an `Err` here comes
     // from a middleware and is rendered by actix itself.
