@@ -133,11 +133,11 @@ pub async fn limit_anonymous(
     let Some(state) = state.filter(|s| s.anon_rate_limit.is_enabled() && !is_probe(req.path())) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    if let Ok(token) = crate::auth::bearer_token(req.request()) {
-        if let Ok(principal) = state.auth.verify(&token).await {
-            req.extensions_mut().insert(VerifiedPrincipal(principal));
-            return Ok(next.call(req).await?.map_into_boxed_body());
-        }
+    if let Ok(token) = crate::auth::bearer_token(req.request())
+        && let Ok(principal) = state.auth.verify(&token).await
+    {
+        req.extensions_mut().insert(VerifiedPrincipal(principal));
+        return Ok(next.call(req).await?.map_into_boxed_body());
     }
     if let Err(err) = state.anon_rate_limit.check(req.peer_addr().map(|a| a.ip())) {
         return Ok(req.into_response(err.error_response()));
