@@ -118,34 +118,18 @@ async fn search_text_of_12600_characters_is_a_400_on_every_list() {
     // Arrange
     let app = spawn_app().await;
     let long = "a".repeat(12_600);
+    let longest_allowed = "a".repeat(200);
 
     for list in ["clients", "employers", "measures", "providers"] {
         // Act
         let res = app.get(&format!("/api/v1/{list}?q={long}"), &caseworker()).await;
+        let allowed = app.get(&format!("/api/v1/{list}?q={longest_allowed}"), &caseworker()).await;
 
         // Assert
         let body = assert_problem(res, 400, "bad-request").await;
         assert_eq!(body["errors"][0]["field"], "q", "{list}: {body}");
+        assert_eq!(allowed.status(), StatusCode::OK, "{list}: 200 characters are allowed");
     }
-}
-
-#[tokio::test]
-async fn search_text_of_200_characters_with_wildcards_is_accepted_and_literal() {
-    // Arrange: a provider named with LIKE / GLOB wildcards.
-    let app = spawn_app().await;
-    app.create_provider("100% Bildung_*[Ost]").await;
-    app.create_provider("1000 Bildung Ost").await;
-
-    // Act
-    let hit = app.get("/api/v1/providers?q=100%25%20bildung_*%5B", &caseworker()).await;
-    let long = app.get(&format!("/api/v1/providers?q={}", "x".repeat(200)), &caseworker()).await;
-
-    // Assert
-    assert_eq!(hit.status(), StatusCode::OK);
-    let items: Value = hit.json().await.unwrap();
-    let names: Vec<_> = items["items"].as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
-    assert_eq!(names, vec![Value::from("100% Bildung_*[Ost]")]);
-    assert_eq!(long.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -167,7 +151,7 @@ async fn spec_declares_max_length_of_every_q() {
 // ---- unauthenticated callers are limited by address --------------------------
 
 #[tokio::test]
-async fn requests_without_a_valid_token_are_limited_per_address() {
+async fn requests_without_a_valid_token_are_limited_per_address_but_valid_tokens_are_not() {
     // Arrange
     let app = spawn_app_with(Options { configure: Some(|s| s.rate_limit_anon = 3), ..Default::default() }).await;
     for _ in 0..2 {
@@ -181,27 +165,15 @@ async fn requests_without_a_valid_token_are_limited_per_address() {
     let no_token = app.client.get(app.url("/api/v1/clients")).send().await.unwrap();
     let forged = app.client.get(app.url("/api/v1/clients")).bearer_auth("forged").send().await.unwrap();
     let docs = app.client.get(app.url("/api-docs/openapi.json")).send().await.unwrap();
+    let with_token = app.get("/api/v1/clients", &caseworker()).await;
+    let probe = app.client.get(app.url("/readyz")).send().await.unwrap();
 
-    // Assert
+    // Assert: everything without a valid token is refused from here on;
+    // a valid token and the orchestrator's probe are not.
     assert!(no_token.headers().contains_key("retry-after"));
     assert_problem(no_token, 429, "rate-limited").await;
     assert_problem(forged, 429, "rate-limited").await;
     assert_eq!(docs.status(), StatusCode::TOO_MANY_REQUESTS);
-}
-
-#[tokio::test]
-async fn exhausted_anonymous_budget_spares_valid_tokens_and_probes() {
-    // Arrange
-    let app = spawn_app_with(Options { configure: Some(|s| s.rate_limit_anon = 1), ..Default::default() }).await;
-    for _ in 0..3 {
-        app.client.get(app.url("/api/v1/clients")).send().await.unwrap();
-    }
-
-    // Act
-    let with_token = app.get("/api/v1/clients", &caseworker()).await;
-    let probe = app.client.get(app.url("/readyz")).send().await.unwrap();
-
-    // Assert
     assert_eq!(with_token.status(), StatusCode::OK);
     assert_eq!(probe.status(), StatusCode::OK);
 }
@@ -216,36 +188,14 @@ async fn caller_request_id_is_echoed_but_audit_records_our_own_id_beside_it() {
     let client = app.create_client(&cw, &client_body()).await;
     let id = client["id"].as_str().unwrap();
 
-    // Act
+    // Act: one sane caller id, one too long to keep.
     let res = app
         .request(Method::GET, &format!("/api/v1/clients/{id}"), Some(&cw))
         .header("X-Request-Id", "partner-4711")
         .send()
         .await
         .unwrap();
-
-    // Assert
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["x-request-id"], "partner-4711");
-    let page: Value =
-        app.get(&format!("/api/v1/audit-events?client_id={id}&actor={}", cw.sub), &admin()).await.json().await.unwrap();
-    let read = page["items"].as_array().unwrap().iter().find(|e| e["action"] == "client.read").unwrap().clone();
-    assert_eq!(read["client_request_id"], "partner-4711");
-    let own = read["request_id"].as_str().unwrap();
-    assert_ne!(own, "partner-4711");
-    assert!(uuid::Uuid::parse_str(own).is_ok(), "own request id {own}");
-}
-
-#[tokio::test]
-async fn overlong_caller_request_id_is_not_stored() {
-    // Arrange
-    let app = spawn_app().await;
-    let cw = caseworker();
-    let client = app.create_client(&cw, &client_body()).await;
-    let id = client["id"].as_str().unwrap();
-
-    // Act
-    let res = app
+    let overlong = app
         .request(Method::GET, &format!("/api/v1/clients/{id}"), Some(&cw))
         .header("X-Request-Id", "r".repeat(129))
         .send()
@@ -254,11 +204,19 @@ async fn overlong_caller_request_id_is_not_stored() {
 
     // Assert
     assert_eq!(res.status(), StatusCode::OK);
-    assert_ne!(res.headers()["x-request-id"], "r".repeat(129).as_str());
+    assert_eq!(res.headers()["x-request-id"], "partner-4711");
+    assert_ne!(overlong.headers()["x-request-id"], "r".repeat(129).as_str());
     let page: Value =
         app.get(&format!("/api/v1/audit-events?client_id={id}&actor={}", cw.sub), &admin()).await.json().await.unwrap();
-    let read = page["items"].as_array().unwrap().iter().find(|e| e["action"] == "client.read").unwrap().clone();
-    assert_eq!(read["client_request_id"], Value::Null);
+    let reads: Vec<Value> =
+        page["items"].as_array().unwrap().iter().filter(|e| e["action"] == "client.read").cloned().collect();
+    assert_eq!(reads.len(), 2);
+    let (newest, older) = (&reads[0], &reads[1]);
+    assert_eq!(older["client_request_id"], "partner-4711");
+    let own = older["request_id"].as_str().unwrap();
+    assert_ne!(own, "partner-4711");
+    assert!(uuid::Uuid::parse_str(own).is_ok(), "own request id {own}");
+    assert_eq!(newest["client_request_id"], Value::Null, "an overlong caller id is not stored");
 }
 
 // ---- oversized requests -----------------------------------------------------------
