@@ -66,6 +66,18 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_RATE_LIMIT", default_value_t = 6000, global = true)]
     pub rate_limit: u32,
 
+    /// Requests per minute per peer address (IPv6: per /64) that carry no valid token; 0 disables it.
+    #[arg(long, env = "OSTWERK_RATE_LIMIT_ANON", default_value_t = 600, global = true)]
+    pub rate_limit_anon: u32,
+
+    /// Statistics and matching requests one principal may have in flight at once (more: 429); 0 disables it.
+    #[arg(long, env = "OSTWERK_HEAVY_CONCURRENCY", default_value_t = 2, global = true)]
+    pub heavy_concurrency: usize,
+
+    /// Seconds a statistics answer is served again to the same principal for the same query; 0 disables it.
+    #[arg(long, env = "OSTWERK_STATS_CACHE_SECS", default_value_t = 30, global = true)]
+    pub stats_cache_secs: u64,
+
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "OSTWERK_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -174,6 +186,9 @@ impl fmt::Debug for Settings {
             .field("stats_min_cell", &self.stats_min_cell)
             .field("cors_origins", &self.cors_origins)
             .field("rate_limit", &self.rate_limit)
+            .field("rate_limit_anon", &self.rate_limit_anon)
+            .field("heavy_concurrency", &self.heavy_concurrency)
+            .field("stats_cache_secs", &self.stats_cache_secs)
             .field("log_format", &self.log_format)
             .finish_non_exhaustive()
     }

@@ -75,6 +75,8 @@ problems! {
     PreconditionFailed = (412, "precondition-failed", "Precondition failed", "Vorbedingung nicht erfüllt");
     /// Request body larger than 1 MiB.
     PayloadTooLarge = (413, "payload-too-large", "Payload too large", "Anfrage zu groß");
+    /// The request target (path and query) is longer than the service accepts.
+    UriTooLong = (414, "uri-too-long", "URI too long", "URI zu lang");
     /// Request body is not `application/json`.
     UnsupportedMediaType = (415, "unsupported-media-type", "Unsupported media type", "Nicht unterstützter Medientyp");
     /// Well-formed, but some values are invalid (`errors` names each field).
@@ -85,6 +87,8 @@ problems! {
     NotEligible = (422, "not-eligible", "Client not eligible", "Keine Teilnahmevoraussetzungen");
     /// Too many requests from this principal.
     RateLimited = (429, "rate-limited", "Too many requests", "Zu viele Anfragen");
+    /// A request header, or all of them together, is larger than the service accepts.
+    HeaderFieldsTooLarge = (431, "request-header-fields-too-large", "Request header fields too large", "Anfragekopf zu groß");
     /// An unexpected error; details are in the server log under the request id.
     Internal = (500, "internal", "Internal server error", "Interner Fehler");
     /// The database is unreachable; retry after the given seconds.

@@ -126,6 +126,24 @@ fn find_nul(value: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Longest free-text search (`q`) accepted, in characters. The DTOs declare
+/// the same number as `maxLength` (utoipa needs a literal there).
+pub const MAX_SEARCH_CHARS: usize = 200;
+
+/// A `q` search parameter: trimmed, empty means none, longer than
+/// [`MAX_SEARCH_CHARS`] is a `400`. Unbounded, a long needle became a SQLite
+/// GLOB / PostgreSQL LIKE pattern "too complex" to run — a `500` and a
+/// cheap way to burn database time. (Wildcards in it are escaped by
+/// `repository::name_contains`, so they match literally.)
+pub fn search_text(value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(text) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if text.chars().count() > MAX_SEARCH_CHARS {
+        return Err(ApiError::bad_request("Invalid query parameters.")
+            .with_errors(vec![FieldError::new("q", format!("must be at most {MAX_SEARCH_CHARS} characters"))]));
+    }
+    Ok(Some(text))
+}
+
 /// Error handler for `web::Query`: a `400` naming the parameter.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let message = match &err {

@@ -101,7 +101,10 @@ const STANDARD_RESPONSES: &[(Problem, &str)] = &[
         Problem::ValidationFailed,
         "Well-formed, but invalid values (`errors` names each field), or an Idempotency-Key reused with a different body",
     ),
-    (Problem::RateLimited, "Rate limit of this principal used up (`Retry-After`)"),
+    (
+        Problem::RateLimited,
+        "Rate limit used up (`Retry-After`): this principal's requests per minute, its statistics or matching requests in flight, or — without a valid token — the budget of the caller's address",
+    ),
     (Problem::ServiceUnavailable, "Database unreachable (`Retry-After`)"),
     (Problem::Internal, "Unexpected error; quote the `instance` when reporting it"),
 ];

@@ -165,6 +165,7 @@ fn seed_principal() -> (Principal, AuditContext) {
         actor: "ostwerk-seed".into(),
         actor_org: Some("office".into()),
         request_id: format!("seed-{}", new_id()),
+        client_request_id: None,
     };
     (principal, audit)
 }

@@ -24,7 +24,13 @@ use crate::{
     auth::Authenticator,
     config::Settings,
     db, extract,
-    http::{fallback, metrics, rate_limit::RateLimit, request_context::request_context},
+    http::{
+        fallback,
+        heavy::{HeavyGate, ResponseCache},
+        metrics,
+        rate_limit::{AnonymousRateLimit, RateLimit, limit_anonymous},
+        request_context::request_context,
+    },
     openapi::{self, ApiDoc},
     repository, routes,
     service::cursor::CursorCodec,
@@ -36,6 +42,9 @@ pub struct AppState {
     pub auth: Authenticator,
     pub cursors: CursorCodec,
     pub rate_limit: RateLimit,
+    pub anon_rate_limit: AnonymousRateLimit,
+    pub heavy: HeavyGate,
+    pub stats_cache: ResponseCache,
     pub settings: Settings,
 }
 
@@ -75,6 +84,9 @@ impl Application {
             auth,
             cursors: CursorCodec::new(cursor_key.as_bytes()),
             rate_limit: RateLimit::per_minute(settings.rate_limit),
+            anon_rate_limit: AnonymousRateLimit::per_minute(settings.rate_limit_anon),
+            heavy: HeavyGate::new(settings.heavy_concurrency),
+            stats_cache: ResponseCache::new(Duration::from_secs(settings.stats_cache_secs)),
             settings: settings.clone(),
         });
         let server = serve(listener, state.clone(), &settings)?;
@@ -90,7 +102,9 @@ impl Application {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let expiry = tokio::spawn(expire_referrals(self.state.clone()));
         let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
+        let leases = tokio::spawn(crate::service::idempotency::renew_leases(self.state.db.clone()));
         let result = self.server.await;
+        leases.abort();
         housekeeping.abort();
         expiry.abort();
         webhooks.abort();
@@ -117,6 +131,8 @@ async fn housekeeping(state: web::Data<AppState>) {
             Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
         }
         state.rate_limit.housekeeping();
+        state.anon_rate_limit.housekeeping();
+        state.stats_cache.housekeeping();
     }
 }
 
@@ -190,6 +206,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .default_service(web::to(fallback::not_found_or_method_not_allowed))
             .wrap(cors(&origins))
             .wrap(from_fn(extract::reject_nul_in_url))
+            .wrap(from_fn(limit_anonymous))
             .wrap(from_fn(request_context))
             .wrap(Compress::default())
     })

@@ -1,7 +1,7 @@
 //! `AuthUser`: the bearer-token extractor every protected handler takes.
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 
 use super::Principal;
 use crate::{error::ApiError, startup::AppState};
@@ -25,17 +25,22 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        // Verified already by the anonymous rate limiter (once is enough).
+        let verified = req.extensions().get::<crate::http::rate_limit::VerifiedPrincipal>().map(|v| v.0.clone());
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token?;
-            let principal = state.auth.verify(&token).await?;
+            let principal = match verified {
+                Some(principal) => principal,
+                None => state.auth.verify(&token).await?,
+            };
             state.rate_limit.check(&principal)?;
             Ok(AuthUser(principal))
         })
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
+pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)

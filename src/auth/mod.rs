@@ -5,7 +5,7 @@ mod keys;
 mod roles;
 
 pub use claims::{Claims, DevToken, mint_hs256};
-pub use extractor::AuthUser;
+pub use extractor::{AuthUser, bearer_token};
 pub use keys::{Authenticator, KeyConfigError, MIN_SECRET_BYTES, canonical_org};
 
 /// Minimum HS256 secret length in bytes.

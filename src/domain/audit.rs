@@ -5,7 +5,10 @@
 pub struct AuditContext {
     pub actor: String,
     pub actor_org: Option<String>,
+    /// Our own id of the request (never the caller's).
     pub request_id: String,
+    /// The caller's `X-Request-Id`, when it sent a sane one.
+    pub client_request_id: Option<String>,
 }
 
 /// One thing done to personal data.

@@ -13,6 +13,8 @@ pub struct Model {
     pub resource_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
     pub request_id: String,
+    /// The caller's `X-Request-Id` (added later; `NULL` on older rows).
+    pub client_request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,10 @@ pub struct Model {
     pub response_body: Option<String>,
     pub location: Option<String>,
     pub created_at: DateTimeUtc,
+    /// `<instance>/<claim>` of the request working on an `in_progress` key.
+    pub holder: Option<String>,
+    /// Until when the holder's claim stands unless renewed.
+    pub lease_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

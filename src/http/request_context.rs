@@ -15,19 +15,75 @@ use crate::error::{ApiError, PendingProblem, Problem};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The id of the current request: the caller's `X-Request-Id` when it is
-/// sane (1–128 visible ASCII characters), else a fresh UUID.
+/// The id of the current request as the caller sees it: echoed in
+/// `X-Request-Id` and named in problem `instance`. It is the caller's own
+/// `X-Request-Id` when sane (see [`RequestIds`]), else the id made here.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn request_id_of(req: &ServiceRequest) -> String {
-    req.headers()
+/// Both ids of a request. `own` is always made here and is what the audit
+/// log records as `request_id`: a caller chooses its `X-Request-Id` freely,
+/// so trusting it there would let a caller make its audit rows look like
+/// somebody else's request (or collide them on purpose). The caller's id is
+/// kept apart as `client` (audit column `client_request_id`) so partners
+/// can still correlate; logs carry both (`request_id`, `own_request_id`).
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    pub own: String,
+    pub client: Option<String>,
+}
+
+/// Longest caller `X-Request-Id` kept; longer ones (or ones with anything
+/// but visible ASCII — control characters, spaces, non-ASCII) are ignored.
+pub const MAX_CLIENT_REQUEST_ID: usize = 128;
+
+fn request_ids_of(req: &ServiceRequest) -> RequestIds {
+    let client = req
+        .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_CLIENT_REQUEST_ID && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    RequestIds { own: uuid::Uuid::now_v7().to_string(), client }
+}
+
+/// Longest request target (path and query) answered normally; above it a
+/// `414` problem. actix-web's own hard limit on the whole request head is
+/// 128 KiB (and 96 header fields), above which it answers an empty `431`
+/// with no hook to change that; these lower limits make every realistic
+/// oversize request get a problem+json answer instead.
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+/// Longest single header field (name + value) and all fields together.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const MAX_HEADERS_TOTAL_BYTES: usize = 32 * 1024;
+
+/// `414` / `431` for a request whose target or headers exceed the limits above.
+fn oversize(req: &ServiceRequest) -> Option<ApiError> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            Problem::UriTooLong,
+            format!("The request target is {target} bytes long; at most {MAX_URI_BYTES} are accepted."),
+        ));
+    }
+    let mut total = 0;
+    for (name, value) in req.headers() {
+        let size = name.as_str().len() + value.len();
+        total += size;
+        if size > MAX_HEADER_BYTES {
+            return Some(ApiError::new(
+                Problem::HeaderFieldsTooLarge,
+                format!("The header {name} is {size} bytes long; at most {MAX_HEADER_BYTES} are accepted."),
+            ));
+        }
+    }
+    (total > MAX_HEADERS_TOTAL_BYTES).then(|| {
+        ApiError::new(
+            Problem::HeaderFieldsTooLarge,
+            format!("The request headers are {total} bytes long; at most {MAX_HEADERS_TOTAL_BYTES} are accepted."),
+        )
+    })
 }
 
 pub async fn request_context(
@@ -41,15 +97,24 @@ pub async fn request_context(
     if is_head {
         req.head_mut().method = actix_web::http::Method::GET;
     }
-    let request_id = request_id_of(&req);
+    let ids = request_ids_of(&req);
+    let request_id = ids.client.clone().unwrap_or_else(|| ids.own.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    req.extensions_mut().insert(ids.clone());
     let german = prefers_german(&req);
     let method = if is_head { "HEAD".to_owned() } else { req.method().to_string() };
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method);
+    let path = req.path().to_owned();
+    // `request_id` is the id the caller sees (SPEC §1: carried in every log
+    // line); `own_request_id` is ours, the one audit rows record, so a log
+    // line can be found from either.
+    let span = tracing::info_span!("request", request_id = %request_id, own_request_id = %ids.own, method = %method);
 
     // Handlers' errors arrive as `Ok` error responses; an `Err` here comes
     // from a middleware and is rendered by actix itself.
-    let res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let res = match oversize(&req) {
+        Some(err) => req.into_response(err.error_response()),
+        None => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
+    };
 
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status();
@@ -77,7 +142,37 @@ pub async fn request_context(
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
+    security_headers(res.headers_mut(), &path);
     Ok(res)
+}
+
+/// The Content-Security-Policy of the documentation UI. The vendored
+/// Swagger UI loads only its own scripts and style sheets (no inline
+/// script, no eval), fetches the spec from this origin, draws icons from
+/// `data:` URIs and sets inline styles (hence `'unsafe-inline'` for styles
+/// only). Nothing may frame it (clickjacking).
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+img-src 'self' data:; font-src 'self' data:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
+form-action 'self'; frame-ancestors 'none'";
+
+/// Headers every answer gets:
+/// - `X-Content-Type-Options: nosniff` everywhere, so no browser reads a
+///   JSON or problem body as HTML or script;
+/// - `Cache-Control: no-store` on every `/api/v1` answer (errors too): most
+///   carry personal data, and telling the few that do not apart (code
+///   lists, statistics) is not worth a shared or browser cache keeping a
+///   client record by mistake; `no-store` on errors also keeps a proxy from
+///   caching a `401`/`404` for a URL that another token may read;
+/// - on the documentation UI a CSP and `X-Frame-Options: DENY`.
+fn security_headers(headers: &mut header::HeaderMap, path: &str) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    if path == "/api/v1" || path.starts_with("/api/v1/") {
+        headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    }
+    if path == "/docs" || path.starts_with("/docs/") || path == "/swagger-ui" || path.starts_with("/swagger-ui/") {
+        headers.insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(DOCS_CSP));
+        headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    }
 }
 
 /// Replaces the body of any error response by an RFC 9457 problem naming the

@@ -28,6 +28,7 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[Au
         resource_id: Set(e.resource_id),
         client_id: Set(e.client_id),
         request_id: Set(ctx.request_id.clone()),
+        client_request_id: Set(ctx.client_request_id.clone()),
     }))
     .exec_without_returning(db)
     .await

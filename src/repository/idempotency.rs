@@ -1,14 +1,24 @@
 //! Storage of Idempotency-Keys (table `idempotency_keys`).
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
+    QueryFilter, sea_query::Expr,
 };
 
 use crate::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
 
+/// A stored key as the service sees it.
+pub type ClaimRow = Model;
+
 pub const IN_PROGRESS: &str = "in_progress";
 pub const COMPLETED: &str = "completed";
+
+/// Who holds a claim and until when (see `service::idempotency`).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub holder: &'a str,
+    pub until: DateTime<Utc>,
+}
 
 /// Claims `(scope, key)`; a unique violation means somebody holds it already.
 pub async fn claim(
@@ -17,6 +27,7 @@ pub async fn claim(
     key: &str,
     fingerprint: &str,
     now: DateTime<Utc>,
+    lease: Lease<'_>,
 ) -> Result<(), DbErr> {
     ActiveModel {
         scope: Set(scope.to_owned()),
@@ -27,6 +38,8 @@ pub async fn claim(
         response_body: Set(None),
         location: Set(None),
         created_at: Set(now),
+        holder: Set(Some(lease.holder.to_owned())),
+        lease_until: Set(Some(lease.until)),
     }
     .insert(db)
     .await
@@ -37,39 +50,70 @@ pub async fn find(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<O
     Entity::find_by_id((scope.to_owned(), key.to_owned())).one(db).await
 }
 
-/// Takes over an abandoned in-progress claim (its holder crashed). Only one
-/// of several racing callers succeeds: the update matches the old timestamp.
-pub async fn take_over(db: &impl ConnectionTrait, stale: &Model, now: DateTime<Utc>) -> Result<bool, DbErr> {
+/// Takes over an abandoned in-progress claim (its holder died). Only one
+/// of several racing callers succeeds: the update matches the old holder
+/// (or, for claims written before holders existed, the old timestamp).
+pub async fn take_over(
+    db: &impl ConnectionTrait,
+    stale: &Model,
+    now: DateTime<Utc>,
+    lease: Lease<'_>,
+) -> Result<bool, DbErr> {
+    let previous = match &stale.holder {
+        Some(holder) => Column::Holder.eq(holder.clone()),
+        None => Column::Holder.is_null().and(Column::CreatedAt.eq(stale.created_at)),
+    };
     let result = Entity::update_many()
         .col_expr(Column::CreatedAt, Expr::value(now))
-        .col_expr(Column::Fingerprint, Expr::value(stale.fingerprint.clone()))
+        .col_expr(Column::Holder, Expr::value(lease.holder.to_owned()))
+        .col_expr(Column::LeaseUntil, Expr::value(lease.until))
         .filter(Column::Scope.eq(stale.scope.clone()))
         .filter(Column::Key.eq(stale.key.clone()))
         .filter(Column::State.eq(IN_PROGRESS))
-        .filter(Column::CreatedAt.eq(stale.created_at))
+        .filter(previous)
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
+/// Extends the leases of the claims `holders` still work on.
+pub async fn renew(db: &impl ConnectionTrait, holders: &[String], until: DateTime<Utc>) -> Result<u64, DbErr> {
+    if holders.is_empty() {
+        return Ok(0);
+    }
+    Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(until))
+        .filter(Column::State.eq(IN_PROGRESS))
+        .filter(Column::Holder.is_in(holders.iter().cloned()))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}
+
+/// Stores the answer; `false` when `holder` no longer holds the claim
+/// (its lease ran out and another request took the key over).
 pub async fn complete(
     db: &impl ConnectionTrait,
     scope: &str,
     key: &str,
+    holder: &str,
     status: u16,
     body: &str,
     location: Option<&str>,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     Entity::update_many()
         .col_expr(Column::State, Expr::value(COMPLETED))
         .col_expr(Column::StatusCode, Expr::value(i32::from(status)))
         .col_expr(Column::ResponseBody, Expr::value(body.to_owned()))
         .col_expr(Column::Location, Expr::value(location.map(str::to_owned)))
+        .col_expr(Column::Holder, Expr::value(Option::<String>::None))
+        .col_expr(Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .filter(Column::Scope.eq(scope))
         .filter(Column::Key.eq(key))
+        .filter(Column::Holder.eq(holder))
         .exec(db)
         .await
-        .map(|_| ())
+        .map(|r| r.rows_affected == 1)
 }
 
 /// GDPR Art. 17: the stored responses of creates at or under `location` (a
@@ -91,7 +135,20 @@ pub async fn erase_responses_under(db: &impl ConnectionTrait, location: &str) ->
         .map(|r| r.rows_affected)
 }
 
-pub async fn release(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<(), DbErr> {
+/// Gives up `holder`'s in-progress claim (its work failed), so a retry runs.
+pub async fn release(db: &impl ConnectionTrait, scope: &str, key: &str, holder: &str) -> Result<(), DbErr> {
+    Entity::delete_many()
+        .filter(Column::Scope.eq(scope))
+        .filter(Column::Key.eq(key))
+        .filter(Column::State.eq(IN_PROGRESS))
+        .filter(Column::Holder.eq(holder))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Removes a key whatever its state (it is past its retention).
+pub async fn remove(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<(), DbErr> {
     Entity::delete_by_id((scope.to_owned(), key.to_owned())).exec(db).await.map(|_| ())
 }
 

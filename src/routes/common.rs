@@ -199,8 +199,14 @@ pub fn audit_context(
     req: &actix_web::HttpRequest,
 ) -> crate::domain::audit::AuditContext {
     use actix_web::HttpMessage;
-    let request_id = req.extensions().get::<crate::http::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-    crate::domain::audit::AuditContext { actor: user.sub.clone(), actor_org: user.org.clone(), request_id }
+    let ids = req.extensions().get::<crate::http::request_context::RequestIds>().cloned();
+    let (request_id, client_request_id) = ids.map(|ids| (ids.own, ids.client)).unwrap_or_default();
+    crate::domain::audit::AuditContext {
+        actor: user.sub.clone(),
+        actor_org: user.org.clone(),
+        request_id,
+        client_request_id,
+    }
 }
 
 /// A code-list filter parameter: absent, or a valid code (else `400`).

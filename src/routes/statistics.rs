@@ -1,8 +1,8 @@
 //! `/api/v1/statistics`: anonymised demand and outcomes (no personal data;
 //! counts below `OSTWERK_STATS_MIN_CELL` are suppressed).
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, http::header::ContentType, web, web::Bytes};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -10,6 +10,7 @@ use super::common::DateOrTimestamp;
 use crate::{
     auth::{Access, AuthUser, Role::*},
     error::{ApiError, FieldError},
+    http::heavy::ResponseCache,
     service::statistics::{
         self, DemandQuery, DemandReport, Dim, FundingGroup, FundingReport, OutcomeGroup, OutcomeReport,
     },
@@ -56,6 +57,29 @@ pub struct OutcomeParams {
     /// Referrals created before (date or RFC 3339).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
+}
+
+/// The answer for `what` (a normalised query): from the principal's cache,
+/// else computed in one of the principal's heavy-request slots (`429` when
+/// they are all taken) and cached. See `http::heavy`.
+async fn cached<T: Serialize>(
+    state: &AppState,
+    user: &AuthUser,
+    what: String,
+    compute: impl AsyncFnOnce() -> Result<T, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let key = ResponseCache::key(user, &what);
+    let body = match state.stats_cache.get(&key) {
+        Some(body) => body,
+        None => {
+            let _slot = state.heavy.enter(user)?;
+            let report = compute().await?;
+            let body = Bytes::from(serde_json::to_vec(&report).map_err(ApiError::internal)?);
+            state.stats_cache.put(key, body.clone());
+            body
+        }
+    };
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(body))
 }
 
 /// A date (midnight UTC) or an RFC 3339 timestamp; `400` otherwise.
@@ -107,8 +131,9 @@ pub async fn get_demand_statistics(
         from: instant("from", q.from.as_deref())?,
         to: instant("to", q.to.as_deref())?,
     };
-    let report = statistics::demand(&state.db, &query, u64::from(state.settings.stats_min_cell)).await?;
-    Ok(HttpResponse::Ok().json(report))
+    let min_cell = u64::from(state.settings.stats_min_cell);
+    let what = format!("demand {:?} {:?} {:?} {:?}", query.group_by, query.district, query.from, query.to);
+    cached(&state, &user, what, async || statistics::demand(&state.db, &query, min_cell).await).await
 }
 
 /// Outcomes by measure kind, provider or funding
@@ -137,8 +162,9 @@ pub async fn get_outcome_statistics(
     let group = OutcomeGroup::parse(q.group_by.as_deref())?;
     let from = instant("from", q.from.as_deref())?;
     let to = instant("to", q.to.as_deref())?;
-    let report = statistics::outcomes(&state.db, group, from, to, u64::from(state.settings.stats_min_cell)).await?;
-    Ok(HttpResponse::Ok().json(report))
+    let min_cell = u64::from(state.settings.stats_min_cell);
+    let what = format!("outcomes {group:?} {from:?} {to:?}");
+    cached(&state, &user, what, async || statistics::outcomes(&state.db, group, from, to, min_cell).await).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -167,6 +193,7 @@ pub async fn get_funding_statistics(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&FUNDING)?;
     let group = FundingGroup::parse(query.group_by.as_deref())?;
-    let report = statistics::funding(&state.db, group, u64::from(state.settings.stats_min_cell)).await?;
-    Ok(HttpResponse::Ok().json(report))
+    let min_cell = u64::from(state.settings.stats_min_cell);
+    let what = format!("funding {group:?}");
+    cached(&state, &user, what, async || statistics::funding(&state.db, group, min_cell).await).await
 }

@@ -16,6 +16,10 @@ use crate::error::{ApiError, Problem};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Bytes of the HMAC-SHA256 tag a cursor carries (128 bits keep cursors
+/// short and are far beyond guessing).
+const TAG_BYTES: usize = 16;
+
 #[derive(Clone)]
 pub struct CursorCodec {
     key: Vec<u8>,
@@ -42,7 +46,7 @@ impl CursorCodec {
         match HmacSha256::new_from_slice(&self.key) {
             Ok(mut mac) => {
                 mac.update(payload);
-                mac.finalize().into_bytes()[..16].to_vec()
+                mac.finalize().into_bytes()[..TAG_BYTES].to_vec()
             }
             Err(_) => Vec::new(),
         }
@@ -62,6 +66,12 @@ impl CursorCodec {
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
         let mut mac = HmacSha256::new_from_slice(&self.key).map_err(|_| invalid())?;
         mac.update(&payload);
+        // `verify_truncated_left` alone accepts any prefix of the tag, down to
+        // one byte (a 1-in-256 forgery); only a tag of the full issued length
+        // is compared, in constant time over all its bytes.
+        if tag.len() != TAG_BYTES {
+            return Err(invalid());
+        }
         mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
         let position: Position = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         if position.order != order {
@@ -97,5 +107,25 @@ mod tests {
         assert!(CursorCodec::new(b"other").decode(&c, "id_desc").is_err());
         assert!(codec.decode(&c, "name_asc").is_err());
         assert!(codec.decode("garbage", "id_desc").is_err());
+    }
+
+    #[test]
+    fn cursor_with_a_truncated_mac_is_invalid() {
+        // Arrange: a genuine cursor whose tag is cut to its first byte.
+        let codec = CursorCodec::new(b"k");
+        let genuine = codec.encode(&pos());
+        let (payload, tag) = genuine.split_once('.').unwrap();
+        let tag = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        let truncated = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..1]));
+        let one_short = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES - 1]));
+
+        // Act
+        let one_byte = codec.decode(&truncated, "id_desc");
+        let fifteen_bytes = codec.decode(&one_short, "id_desc");
+
+        // Assert
+        assert!(one_byte.is_err(), "a one-byte tag must not verify");
+        assert!(fifteen_bytes.is_err(), "a tag one byte short must not verify");
+        assert!(codec.decode(&genuine, "id_desc").is_ok());
     }
 }

@@ -1,12 +1,31 @@
 //! `Idempotency-Key` on creating POSTs (SPEC §1).
 //!
-//! Scope is the caller (`iss` + `sub`). The key is claimed in its own short
-//! transaction *before* the work starts, so a concurrent retry sees it and
-//! gets `409`; the work and the stored response then commit together, so a
-//! crash leaves either nothing (the claim goes stale and may be taken over)
-//! or the finished response. Only successful responses are stored: a failed
-//! attempt releases the key so the caller can correct and retry.
-use std::future::{Ready, ready};
+//! Scope is the caller (`Principal::scope`). The key is claimed in its own
+//! short transaction *before* the work starts, so a concurrent retry sees it
+//! and gets `409`; the work and the stored response then commit together.
+//! Only successful responses are stored: a failed attempt releases the key
+//! so the caller can correct and retry.
+//!
+//! A claim names its holder (`<instance>/<claim>`, the instance being this
+//! process) and carries a lease of [`LEASE_SECONDS`] that the holder renews
+//! every [`RENEW_EVERY_SECONDS`] while the work runs ([`renew_leases`]). So
+//! when a request dies without releasing its key — the database went away
+//! before the release, the client disconnected and actix dropped the
+//! handler, the server was killed — the key does not stay "in progress":
+//! - on the same instance it is taken over at once, since the instance
+//!   knows which of its claims still run (the set of live holders);
+//! - on another instance (or after a restart, which is a new instance) it
+//!   is taken over once the lease has run out, i.e. at most
+//!   [`LEASE_SECONDS`] after the holder stopped renewing it.
+//!
+//! The rejected alternative, a fixed age (120 s before), made retries of a
+//! dead request wait two minutes and would have let a retry run a second
+//! copy of a batch that legitimately took longer than that.
+use std::{
+    collections::HashSet,
+    future::{Ready, ready},
+    sync::{LazyLock, Mutex, PoisonError},
+};
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode};
 use chrono::Duration;
@@ -24,8 +43,69 @@ use crate::{
 
 /// How long a key replays.
 pub const RETENTION_HOURS: i64 = 24;
-/// An in-progress claim older than this is taken to be abandoned.
-const STALE_SECONDS: i64 = 120;
+/// An in-progress claim whose holder has not renewed it for this long is
+/// abandoned.
+pub const LEASE_SECONDS: i64 = 30;
+/// How often holders renew their leases (well inside the lease).
+pub const RENEW_EVERY_SECONDS: u64 = 10;
+/// Claims written before holders existed are abandoned after this age.
+const LEGACY_STALE_SECONDS: i64 = 120;
+
+/// This process; part of every holder it writes.
+static INSTANCE: LazyLock<String> = LazyLock::new(|| uuid::Uuid::now_v7().simple().to_string());
+/// The holders of the claims whose work runs in this process right now.
+static LIVE: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+fn live() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    // A panic while holding this lock cannot leave the set inconsistent.
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A claim this process works on: registered as live from before it is
+/// written until this guard drops — when the request ends, however it ends
+/// (including a dropped handler future).
+struct Holder(String);
+
+impl Holder {
+    fn new() -> Self {
+        let holder = format!("{}/{}", *INSTANCE, uuid::Uuid::now_v7().simple());
+        live().insert(holder.clone());
+        Holder(holder)
+    }
+
+    fn lease(&self, now: chrono::DateTime<chrono::Utc>) -> repo::Lease<'_> {
+        repo::Lease { holder: &self.0, until: now + Duration::seconds(LEASE_SECONDS) }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        live().remove(&self.0);
+    }
+}
+
+/// Whether an in-progress claim can no longer be worked on by anybody.
+fn abandoned(claim: &repo::ClaimRow, now: chrono::DateTime<chrono::Utc>) -> bool {
+    match (&claim.holder, claim.lease_until) {
+        (Some(holder), _) if holder.split_once('/').is_some_and(|(instance, _)| instance == INSTANCE.as_str()) => {
+            !live().contains(holder)
+        }
+        (Some(_), Some(lease_until)) => lease_until < now,
+        _ => claim.created_at < now - Duration::seconds(LEGACY_STALE_SECONDS),
+    }
+}
+
+/// Renews the leases of this process's live claims, forever (run by `serve`).
+pub async fn renew_leases(db: DatabaseConnection) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(RENEW_EVERY_SECONDS));
+    loop {
+        tick.tick().await;
+        let holders: Vec<String> = live().iter().cloned().collect();
+        if let Err(e) = repo::renew(&db, &holders, now() + Duration::seconds(LEASE_SECONDS)).await {
+            tracing::warn!(error = %e, "renewing idempotency leases failed");
+        }
+    }
+}
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
@@ -97,24 +177,41 @@ where
         return Ok(created.into_response(false));
     };
     let scope = principal.scope();
-    let fingerprint = fingerprint(request);
+    let holder = match claim(db, &scope, key, &fingerprint(request)).await? {
+        Claim::Replay(replay) => return Ok(replay),
+        Claim::Fresh(holder) => holder,
+    };
 
-    if let Some(replay) = claim(db, &scope, key, &fingerprint).await? {
-        return Ok(replay);
-    }
-
-    let txn = db.begin().await?;
-    match work(&txn).await {
-        Ok(created) => {
-            let body = created.body.to_string();
-            repo::complete(&txn, &scope, key, created.status.as_u16(), &body, created.location.as_deref()).await?;
-            txn.commit().await?;
-            Ok(created.into_response(false))
-        }
-        Err(err) => {
+    let outcome: Result<Created, ApiError> = async {
+        let txn = db.begin().await?;
+        let created = match work(&txn).await {
+            Ok(created) => created,
+            Err(err) => {
+                drop(txn.rollback().await);
+                return Err(err);
+            }
+        };
+        let body = created.body.to_string();
+        let stored =
+            repo::complete(&txn, &scope, key, &holder.0, created.status.as_u16(), &body, created.location.as_deref())
+                .await?;
+        if !stored {
+            // Our lease ran out and a retry took the key over: that retry
+            // answers for the key, so this copy of the work must not commit.
             drop(txn.rollback().await);
-            // Best effort: if this fails too the claim goes stale and is taken over.
-            drop(repo::release(db, &scope, key).await);
+            return Err(in_progress());
+        }
+        txn.commit().await?;
+        Ok(created)
+    }
+    .await;
+    match outcome {
+        Ok(created) => Ok(created.into_response(false)),
+        Err(err) => {
+            // Best effort: if this fails too (database gone), `holder` drops
+            // with this request, and the claim is taken over at the next
+            // retry here, or after its lease elsewhere.
+            drop(repo::release(db, &scope, key, &holder.0).await);
             Err(err)
         }
     }
@@ -141,41 +238,58 @@ where
         return Ok(work().await?.into_response(false));
     };
     let scope = principal.scope();
-    if let Some(replay) = claim(db, &scope, key, &fingerprint(request)).await? {
-        return Ok(replay);
-    }
+    let holder = match claim(db, &scope, key, &fingerprint(request)).await? {
+        Claim::Replay(replay) => return Ok(replay),
+        Claim::Fresh(holder) => holder,
+    };
     match work().await {
         Ok(created) => {
             let body = created.body.to_string();
-            repo::complete(db, &scope, key, created.status.as_u16(), &body, created.location.as_deref()).await?;
+            // `false` (taken over meanwhile) still answers this caller: its
+            // items are committed and their own duplicate checks guard the
+            // other copy.
+            repo::complete(db, &scope, key, &holder.0, created.status.as_u16(), &body, created.location.as_deref())
+                .await?;
             Ok(created.into_response(false))
         }
         Err(err) => {
             // Best effort, as in `run`.
-            drop(repo::release(db, &scope, key).await);
+            drop(repo::release(db, &scope, key, &holder.0).await);
             Err(err)
         }
     }
 }
 
+enum Claim {
+    /// The stored answer of an earlier request with this key.
+    Replay(HttpResponse),
+    /// The key is ours; do the work.
+    Fresh(Holder),
+}
+
+fn in_progress() -> ApiError {
+    ApiError::new(
+        Problem::IdempotencyInProgress,
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+    )
+    .with_retry_after(1)
+}
+
 /// Claims the key; returns the stored response when this is a replay.
-async fn claim(
-    db: &DatabaseConnection,
-    scope: &str,
-    key: &str,
-    fingerprint: &str,
-) -> Result<Option<HttpResponse>, ApiError> {
+async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &str) -> Result<Claim, ApiError> {
     // Two rounds: the second follows the removal of an expired key.
     for _ in 0..2 {
         let started = now();
-        match repo::claim(db, scope, key, fingerprint, started).await {
-            Ok(()) => return Ok(None),
+        // Live before it is written, so no request of ours sees it dead.
+        let holder = Holder::new();
+        match repo::claim(db, scope, key, fingerprint, started, holder.lease(started)).await {
+            Ok(()) => return Ok(Claim::Fresh(holder)),
             Err(e) if is_unique_violation(&e) => {}
             Err(e) => return Err(e.into()),
         }
         let Some(existing) = repo::find(db, scope, key).await? else { continue };
         if existing.created_at < started - Duration::hours(RETENTION_HOURS) {
-            repo::release(db, scope, key).await?;
+            repo::remove(db, scope, key).await?;
             continue;
         }
         if existing.fingerprint != fingerprint {
@@ -192,18 +306,12 @@ async fn claim(
                 .unwrap_or(StatusCode::OK);
             let body =
                 existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-            return Ok(Some(Created { status, location: existing.location, body }.into_response(true)));
+            return Ok(Claim::Replay(Created { status, location: existing.location, body }.into_response(true)));
         }
-        if existing.created_at < started - Duration::seconds(STALE_SECONDS)
-            && repo::take_over(db, &existing, started).await?
-        {
-            return Ok(None);
+        if abandoned(&existing, started) && repo::take_over(db, &existing, started, holder.lease(started)).await? {
+            return Ok(Claim::Fresh(holder));
         }
-        return Err(ApiError::new(
-            Problem::IdempotencyInProgress,
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-        )
-        .with_retry_after(1));
+        return Err(in_progress());
     }
     Err(ApiError::new(Problem::IdempotencyInProgress, "The Idempotency-Key is contended; retry shortly.")
         .with_retry_after(1))

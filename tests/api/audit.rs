@@ -57,7 +57,9 @@ async fn reading_a_client_writes_exactly_one_client_read_event_naming_caller_and
     assert_eq!(event["action"], "client.read");
     assert_eq!(event["actor"], reader.sub.as_str());
     assert_eq!(event["actor_org"], Value::Null);
-    assert_eq!(event["request_id"], "req-read-0815");
+    // The caller's X-Request-Id is kept beside our own id, never in its place.
+    assert_eq!(event["client_request_id"], "req-read-0815");
+    assert_ne!(event["request_id"], "req-read-0815");
     assert_eq!(event["resource"], "client");
     assert_eq!(event["resource_id"], client["id"]);
     assert_eq!(event["client_id"], client["id"]);
@@ -95,7 +97,7 @@ async fn listing_n_clients_writes_n_client_list_events() {
     assert_eq!(res.status(), 200);
     let events = app.audit_events(&format!("actor={}", lister.sub)).await;
     assert_eq!(field(&events, "action"), ["client.list"; 3]);
-    assert_eq!(field(&events, "request_id"), ["req-list-1"; 3]);
+    assert_eq!(field(&events, "client_request_id"), ["req-list-1"; 3]);
     let listed: BTreeSet<String> = field(&events, "client_id").into_iter().map(str::to_owned).collect();
     assert_eq!(listed, created);
 }
@@ -150,7 +152,7 @@ async fn each_client_operation_writes_exactly_one_event_with_its_action() {
             .audit_events(&format!("actor={}", caller.sub))
             .await
             .into_iter()
-            .filter(|e| e["request_id"] == request_id.as_str())
+            .filter(|e| e["client_request_id"] == request_id.as_str())
             .collect();
         if field(&events, "action") != [action] {
             failures.push(format!("{method} {path}: expected one {action}, got {:?}", field(&events, "action")));

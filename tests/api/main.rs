@@ -27,5 +27,6 @@ mod referrals_lists;
 mod referrals_transitions;
 mod referrals_visibility;
 mod security_auth;
+mod security_edge;
 mod statistics;
 mod webhooks;

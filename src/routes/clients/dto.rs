@@ -253,7 +253,8 @@ pub struct ClientQuery {
     /// `active`, `inactive` or `erased` (erased stubs are listed only when asked for).
     #[param(value_type = Option<ClientStatus>)]
     pub status: Option<String>,
-    /// Part of the first or last name (case-insensitive).
+    /// Part of the first or last name (case-insensitive; at most 200 characters, else `400`).
+    #[param(max_length = 200)]
     pub q: Option<String>,
 }
 
@@ -385,7 +386,11 @@ pub struct AuditEventDto {
     pub resource: String,
     pub resource_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
+    /// Ostwerk's own id of the request (in its logs as `request_id`).
     pub request_id: String,
+    /// The `X-Request-Id` the caller sent, when it sent one (1–128 visible
+    /// ASCII characters; others are ignored).
+    pub client_request_id: Option<String>,
 }
 
 impl From<&audit_event::Model> for AuditEventDto {
@@ -400,6 +405,7 @@ impl From<&audit_event::Model> for AuditEventDto {
             resource_id: m.resource_id,
             client_id: m.client_id,
             request_id: m.request_id.clone(),
+            client_request_id: m.client_request_id.clone(),
         }
     }
 }

@@ -95,7 +95,7 @@ pub async fn list_clients(
         district: text_filter(q.district),
         target_group: code_filter::<TargetGroup>("target_group", q.target_group)?,
         status: code_filter::<ClientStatus>("status", q.status)?,
-        q: text_filter(q.q),
+        q: crate::extract::search_text(q.q)?,
     };
     let audit = audit_context(&user, &req);
     let result = clients::list(&state.db, &audit, &state.cursors, &user, &filter, &page).await?;
@@ -380,6 +380,7 @@ pub async fn list_client_matches(
     query: web::Query<MatchParams>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&MATCHES)?;
+    let _heavy = state.heavy.enter(&user)?;
     let q = query.into_inner();
     let (measures, vacancies) = match q.kind.as_deref().map(str::trim) {
         None | Some("") => (true, true),

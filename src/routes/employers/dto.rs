@@ -185,7 +185,8 @@ pub struct EmployerQuery {
     #[param(value_type = Option<EmployerNeed>)]
     pub need: Option<String>,
     pub is_training_company: Option<bool>,
-    /// Part of the name (case-insensitive).
+    /// Part of the name (case-insensitive; at most 200 characters, else `400`).
+    #[param(max_length = 200)]
     pub q: Option<String>,
 }
 

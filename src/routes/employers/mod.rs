@@ -105,7 +105,7 @@ pub async fn list_employers(
         settlement_status: code_filter::<SettlementStatus>("settlement_status", q.settlement_status)?,
         need: code_filter::<EmployerNeed>("need", q.need)?,
         is_training_company: q.is_training_company,
-        q: text_filter(q.q),
+        q: crate::extract::search_text(q.q)?,
         only: None,
     };
     let result = employers::list(&state.db, &state.cursors, &user, filter, &page).await?;

@@ -253,6 +253,7 @@ pub struct MeasureQuery {
     /// KldB prefix of any of the measure's occupation codes.
     #[param(pattern = "^[0-9]{1,5}$")]
     pub occupation_code: Option<String>,
-    /// Part of the title (case-insensitive).
+    /// Part of the title (case-insensitive; at most 200 characters, else `400`).
+    #[param(max_length = 200)]
     pub q: Option<String>,
 }

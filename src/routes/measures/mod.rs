@@ -71,7 +71,7 @@ pub async fn list_measures(
         has_free_seats: q.has_free_seats,
         starts_after: date_filter("starts_after", q.starts_after.as_deref())?,
         occupation_code: kldb_prefix_filter("occupation_code", q.occupation_code)?,
-        q: text_filter(q.q),
+        q: crate::extract::search_text(q.q)?,
     };
     let result = measures::list(&state.db, &state.cursors, &filter, &page).await?;
     Ok(list_response(result, |m| MeasureDto::from(&m)))

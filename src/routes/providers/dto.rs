@@ -136,6 +136,7 @@ pub struct ProviderQuery {
     /// A code of `districts`.
     pub district: Option<String>,
     pub azav_certified: Option<bool>,
-    /// Part of the name (case-insensitive).
+    /// Part of the name (case-insensitive; at most 200 characters, else `400`).
+    #[param(max_length = 200)]
     pub q: Option<String>,
 }

@@ -60,7 +60,7 @@ pub async fn list_providers(
         kind: code_filter::<ProviderKind>("kind", query.kind)?,
         district: text_filter(query.district),
         azav_certified: query.azav_certified,
-        q: text_filter(query.q),
+        q: crate::extract::search_text(query.q)?,
     };
     let result = providers::list(&state.db, &state.cursors, &filter, &page).await?;
     Ok(list_response(result, |m| ProviderDto::from(&m)))
