@@ -26,5 +26,6 @@ mod referrals_expiry;
 mod referrals_lists;
 mod referrals_transitions;
 mod referrals_visibility;
+mod security_webhooks;
 mod statistics;
 mod webhooks;
