@@ -209,9 +209,10 @@ pub async fn create_webhook(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
     let sub = body.value.validate()?;
-    let (allow_private, max_per_org) = (state.settings.webhook_allow_private, state.settings.webhook_max_per_org);
+    let target = webhooks::check_url(&sub.url, state.settings.webhook_allow_private).await?;
+    let max_per_org = state.settings.webhook_max_per_org;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
-        let model = webhooks::create(txn, &user, &sub, allow_private, max_per_org).await?;
+        let model = webhooks::create(txn, &user, &sub, &target, max_per_org).await?;
         created(format!("/api/v1/webhooks/{}", model.id), &WebhookDto::new(&model, true))
     })
     .await
@@ -259,8 +260,9 @@ pub async fn update_webhook(
         active: Some(current.active),
     };
     let merged: WebhookInput = merge_patch(&as_written, &body.value)?;
-    let model =
-        webhooks::update(&state.db, &current, &merged.validate()?, state.settings.webhook_allow_private).await?;
+    let sub = merged.validate()?;
+    let target = webhooks::check_url(&sub.url, state.settings.webhook_allow_private).await?;
+    let model = webhooks::update(&state.db, &current, &sub, &target).await?;
     Ok(ok_with_etag(model.version, &WebhookDto::new(&model, false)))
 }
 

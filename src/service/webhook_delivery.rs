@@ -67,6 +67,23 @@ pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url
     Ok(parsed)
 }
 
+/// A subscription URL that passed [`check_target`]; made only by
+/// [`CheckedTarget::check`], so no URL is stored without the check. It is
+/// checked before the creating transaction, because resolving a name may
+/// take up to [`RESOLVE_TIMEOUT`] and must not hold the database meanwhile.
+#[derive(Debug, Clone)]
+pub struct CheckedTarget(String);
+
+impl CheckedTarget {
+    pub async fn check(url: &str, allow_private: bool) -> Result<Self, String> {
+        check_target(url, allow_private).await.map(|_| Self(url.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 fn parse_target(url: &str) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|_| NOT_HTTP.to_owned())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {

@@ -12,11 +12,16 @@ use crate::{
     repository::{self, webhooks as repo},
 };
 
-pub use super::webhook_delivery::{RETRY_HOURS, check_target};
+pub use super::webhook_delivery::{CheckedTarget, RETRY_HOURS, check_target};
 
 /// The org whose webhooks `principal` manages; `None` for admins (all orgs).
 pub fn org_scope(principal: &Principal) -> Option<String> {
     if principal.has(Role::Admin) { None } else { Some(principal.org_or_office()) }
+}
+
+/// Checks a subscription's URL against the target policy (`422` on `url`).
+pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedTarget, ApiError> {
+    CheckedTarget::check(url, allow_private).await.map_err(|m| invalid("url", m))
 }
 
 /// A subscription as requested, validated.
@@ -35,10 +40,9 @@ pub async fn create(
     db: &impl ConnectionTrait,
     principal: &Principal,
     sub: &Subscription,
-    allow_private: bool,
+    target: &CheckedTarget,
     max_per_org: u64,
 ) -> Result<Model, ApiError> {
-    check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
     let org = match (org_scope(principal), &sub.org) {
         (None, Some(org)) => org.clone(),
         (None, None) => principal.org_or_office(),
@@ -49,8 +53,13 @@ pub async fn create(
     check_subscription_cap(db, &org, max_per_org).await?;
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
     let secret = crate::domain::webhooks::new_secret();
-    let new =
-        repo::NewWebhook { org: &org, url: &sub.url, events: &events, secret: &secret, created_by: &principal.sub };
+    let new = repo::NewWebhook {
+        org: &org,
+        url: target.as_str(),
+        events: &events,
+        secret: &secret,
+        created_by: &principal.sub,
+    };
     Ok(repo::insert(db, &new).await?)
 }
 
@@ -78,14 +87,13 @@ pub async fn update(
     db: &impl ConnectionTrait,
     current: &Model,
     sub: &Subscription,
-    allow_private: bool,
+    target: &CheckedTarget,
 ) -> Result<Model, ApiError> {
-    check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
     if sub.org.as_deref().is_some_and(|o| o != current.org) {
         return Err(invalid("org", "cannot be changed; subscribe anew"));
     }
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
-    repo::update(db, current, &sub.url, &events, sub.active).await?.ok_or_else(|| ApiError::stale("webhook"))
+    repo::update(db, current, target.as_str(), &events, sub.active).await?.ok_or_else(|| ApiError::stale("webhook"))
 }
 
 pub async fn delete(db: &impl ConnectionTrait, current: &Model) -> Result<(), ApiError> {
