@@ -3,6 +3,8 @@
 //! organisation's slow targets starving another's, subscription floods, and
 //! failures an operator can see.
 use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -215,4 +217,91 @@ async fn failed_deliveries_are_counted_by_reason_and_when_given_up() {
     assert_eq!(status, "failed");
     assert!(failures_after_one >= failures_before + 1.0, "{failures_before} → {failures_after_one}");
     assert!(metric(&app, given_up).await >= given_up_before + 1.0);
+}
+
+/// `ostwerk serve` as a child process; killed if the test ends early.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_logged_with_target_host_and_reason_never_the_query() {
+    // Arrange: the real binary with JSON logs on stdout, and a target whose
+    // query carries the partner's own token.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ostwerk"));
+    cmd.arg("serve")
+        .current_dir(dir.path())
+        .env_remove("OSTWERK_JWT_JWKS_URL")
+        .env("OSTWERK_JWT_SECRET", SECRET)
+        .env("OSTWERK_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()))
+        .env("OSTWERK_LOG", "warn")
+        .env("OSTWERK_LOG_FORMAT", "json")
+        .env("OSTWERK_WORKERS", "1")
+        .env("OSTWERK_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("OSTWERK_WEBHOOK_POLL_MS", "50")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Served(cmd.spawn().unwrap());
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http.get(format!("{base}/livez")).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(child.0.try_wait().unwrap().is_none(), "ostwerk exited before it was live");
+        assert!(started.elapsed() < Duration::from_secs(30), "ostwerk did not become live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (url, got) = receiver(503).await;
+    let office = token_for(&caseworker());
+    let post = |path: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(&office).json(&body).send();
+    let hook: Value = post("/api/v1/webhooks", subscription(&format!("{url}?token=partner-geheim")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let provider: Value = post("/api/v1/providers", json!({"name": "Träger", "kind": "association"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Act: a measure event, which the target answers with 503.
+    let res = post("/api/v1/measures", measure_body(&id_of(&provider))).await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(eventually(Duration::from_secs(10), || *got.lock().unwrap() >= 1).await, "delivery attempted");
+    // The failure is logged before the attempt is recorded: wait for the record.
+    let deliveries = format!("{base}/api/v1/webhooks/{}/deliveries", id_of(&hook));
+    let started = Instant::now();
+    loop {
+        let page: Value = http.get(&deliveries).bearer_auth(&office).send().await.unwrap().json().await.unwrap();
+        if page["items"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "attempt not recorded: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::process::Command::new("kill").arg("-TERM").arg(child.0.id().to_string()).status().unwrap();
+    let mut output = String::new();
+    child.0.stdout.take().unwrap().read_to_string(&mut output).unwrap();
+    // Assert
+    let host = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let lines: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.starts_with("webhook delivery attempt failed")))
+        .unwrap_or_else(|| panic!("a WARN line for the failed attempt in {output}"));
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(warning["fields"]["target_host"], host.as_str(), "{warning}");
+    assert_eq!(warning["fields"]["reason"], "http_status", "{warning}");
+    assert!(warning["fields"]["error"].as_str().unwrap().contains("503"), "{warning}");
+    assert!(!output.contains("partner-geheim"), "the target's query must never be logged");
 }
