@@ -166,10 +166,17 @@ pub fn token(
     Ok(mint_hs256(secret.as_bytes(), &claims)?)
 }
 
-/// Organisation ids printed with the development tokens.
-const DEV_PROVIDER_ORG: &str = "00000000-0000-7000-8000-000000000001";
-const DEV_EMPLOYER_ORG: &str = "00000000-0000-7000-8000-000000000002";
-const DEV_JOBCENTER_ORG: &str = "jobcenter-leipzig";
+/// The organisation a development token of `role` acts for: the demo
+/// provider, employer and job centre that `seed --demo` creates, so every
+/// printed token sees demo data.
+pub fn dev_org(role: Role) -> Option<String> {
+    match role {
+        Role::Provider => Some(crate::seed::DEMO_PROVIDER_ID.to_string()),
+        Role::Employer => Some(crate::seed::DEMO_EMPLOYER_ID.to_string()),
+        Role::Jobcenter => Some(crate::seed::DEMO_JOBCENTER_ORG.to_owned()),
+        _ => None,
+    }
+}
 
 async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let has_jwks = settings.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty());
@@ -200,14 +207,11 @@ fn print_dev_banner(settings: &Settings, secret: &str) -> anyhow::Result<()> {
     out.push_str("\n================ DEVELOPMENT MODE ================\n");
     out.push_str("No OSTWERK_JWT_SECRET or OSTWERK_JWT_JWKS_URL is set: using an EPHEMERAL secret.\n");
     out.push_str("Tokens below die with this process. Never run like this in production.\n");
-    out.push_str(&format!("Docs: http://{}/docs/\n\n", settings.addr));
+    out.push_str(&format!("Docs: http://{}/docs/\n", settings.addr));
+    out.push_str("Run `ostwerk seed --demo` once: the partner tokens act for its demo organisations.\n\n");
     for role in Role::ALL {
-        let org = match role {
-            Role::Provider => Some(DEV_PROVIDER_ORG),
-            Role::Employer => Some(DEV_EMPLOYER_ORG),
-            Role::Jobcenter => Some(DEV_JOBCENTER_ORG),
-            _ => None,
-        };
+        let org = dev_org(role);
+        let org = org.as_deref();
         let ttl = (12 * 3600).min(i64::try_from(settings.jwt_max_lifetime_secs).unwrap_or(i64::MAX));
         let t = token(settings, secret, &[role.as_str()], org, &format!("dev-{role}"), ttl)?;
         out.push_str(&format!("{role:<11}{}\n  {t}\n", org.map(|o| format!(" (org {o})")).unwrap_or_default()));

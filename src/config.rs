@@ -102,6 +102,26 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_WEBHOOK_POLL_MS", default_value_t = 2000, global = true)]
     pub webhook_poll_ms: u64,
 
+    /// Seconds one webhook delivery attempt may take (connection included).
+    #[arg(long, env = "OSTWERK_WEBHOOK_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    pub webhook_timeout_secs: u64,
+
+    /// Webhook deliveries in flight at once (per instance).
+    #[arg(long, env = "OSTWERK_WEBHOOK_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024), global = true)]
+    pub webhook_concurrency: u32,
+
+    /// Webhook deliveries in flight at once for one organisation (its fair share).
+    #[arg(long, env = "OSTWERK_WEBHOOK_CONCURRENCY_PER_ORG", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024), global = true)]
+    pub webhook_concurrency_per_org: u32,
+
+    /// Webhook subscriptions one organisation may hold.
+    #[arg(long, env = "OSTWERK_WEBHOOK_MAX_PER_ORG", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
+    pub webhook_max_per_org: u64,
+
     /// Maximum database connections (PostgreSQL; SQLite always uses one writer connection).
     #[arg(long, env = "OSTWERK_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,

@@ -67,6 +67,8 @@ problems! {
     DuplicateReferral = (409, "duplicate-referral", "Duplicate active referral", "Bereits aktive Zuweisung");
     /// The measure or vacancy is closed.
     TargetClosed = (409, "target-closed", "Measure or vacancy closed", "Maßnahme oder Stelle geschlossen");
+    /// The organisation already holds `OSTWERK_WEBHOOK_MAX_PER_ORG` webhook subscriptions.
+    WebhookLimitReached = (409, "webhook-limit-reached", "Too many webhook subscriptions", "Zu viele Webhook-Abonnements");
     /// The same Idempotency-Key is still being processed.
     IdempotencyInProgress = (409, "idempotency-key-in-use", "Request with this Idempotency-Key is still in progress", "Anfrage mit diesem Idempotency-Key läuft noch");
     /// The client's personal data was erased (GDPR Art. 17).

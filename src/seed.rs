@@ -159,6 +159,19 @@ fn ascii(s: &str) -> String {
     s.to_lowercase().replace('ä', "ae").replace('ö', "oe").replace('ü', "ue").replace('ß', "ss")
 }
 
+/// The demo provider ("Bildungswerk Leipzig-Ost gGmbH"): the `org` of the
+/// development provider token and of the Keycloak demo user `provider1`.
+pub const DEMO_PROVIDER_ID: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_000000000001);
+/// The demo employer ("Bäckerei Sommer GmbH"): the `org` of the development
+/// employer token and of `employer1`.
+pub const DEMO_EMPLOYER_ID: Uuid = Uuid::from_u128(0x0193a000_0000_7000_8000_000000000002);
+/// The demo job centre's own identifier: `created_by_org` of the first demo
+/// clients and `referring_org` of their referrals; the `org` of the
+/// development job-centre token and of `jobcenter1`.
+pub const DEMO_JOBCENTER_ORG: &str = "jc-leipzig";
+/// How many of the demo clients the job centre pushed (the rest are the office's).
+const DEMO_JOBCENTER_CLIENTS: usize = 40;
+
 fn seed_principal() -> (Principal, AuditContext) {
     let principal = Principal { sub: "ostwerk-seed".into(), iss: None, roles: vec![Role::Admin], org: None };
     let audit = AuditContext {
@@ -192,7 +205,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
         ("Freiwilligenagentur Leipzig-Ost e.V.", ProviderKind::Association, false),
     ];
     let mut provider_ids = Vec::new();
-    for (name, kind, azav) in providers {
+    for (i, (name, kind, azav)) in providers.into_iter().enumerate() {
         let (addr, district) = address(&mut rng);
         let fields = ProviderFields {
             name: name.into(),
@@ -210,7 +223,8 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
             }),
             website: Some("https://example.org".into()),
         };
-        provider_ids.push(repository::providers::insert(&txn, new_id(), &fields).await?.id);
+        let id = if i == 0 { DEMO_PROVIDER_ID } else { new_id() };
+        provider_ids.push(repository::providers::insert(&txn, id, &fields).await?.id);
     }
 
     let measure_specs: &[(&str, MeasureKind, FundingType, &[TargetGroup], i32)] = &[
@@ -309,6 +323,7 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
     ];
     let mut vacancy_count = 0;
     let mut vacancy_ids = Vec::new();
+    let mut demo_vacancy_ids = Vec::new();
     let mut employer_ids = Vec::new();
     for (i, (name, legal, sector, settlement, training)) in employers.iter().enumerate() {
         let (addr, district) = address(&mut rng);
@@ -328,9 +343,13 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
                 phone: Some(format!("+49 341 555 {:04}", 2000 + i)),
             }),
         };
-        let employer_id = repository::employers::insert(&txn, new_id(), &fields).await?.id;
+        let id = if i == 0 { DEMO_EMPLOYER_ID } else { new_id() };
+        let employer_id = repository::employers::insert(&txn, id, &fields).await?.id;
         employer_ids.push(employer_id);
-        let kinds: Vec<VacancyKind> = VacancyKind::ALL.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+        let mut kinds: Vec<VacancyKind> = VacancyKind::ALL.iter().copied().filter(|_| rng.random_bool(0.5)).collect();
+        if i == 0 && kinds.is_empty() {
+            kinds.push(VacancyKind::Job); // the demo employer always has something to show
+        }
         for kind in &kinds {
             let title = match kind {
                 VacancyKind::Job => "Mitarbeiter:in (m/w/d)",
@@ -353,7 +372,11 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
                 district: Some(district.clone()),
                 status: VacancyStatus::Open,
             };
-            vacancy_ids.push(repository::vacancies::insert(&txn, new_id(), employer_id, &fields).await?.id);
+            let vacancy_id = repository::vacancies::insert(&txn, new_id(), employer_id, &fields).await?.id;
+            if i == 0 {
+                demo_vacancy_ids.push(vacancy_id);
+            }
+            vacancy_ids.push(vacancy_id);
             vacancy_count += 1;
         }
     }
@@ -364,7 +387,10 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
         c.district = Some(pick(&mut rng, EAST).to_owned());
         clients.push(c);
     }
-    let client_ids = repository::clients::insert_many(&txn, &audit, "office", &clients).await?;
+    let (pushed, own) = clients.split_at(DEMO_JOBCENTER_CLIENTS);
+    let jobcenter_audit = AuditContext { actor_org: Some(DEMO_JOBCENTER_ORG.into()), ..audit.clone() };
+    let mut client_ids = repository::clients::insert_many(&txn, &jobcenter_audit, DEMO_JOBCENTER_ORG, pushed).await?;
+    client_ids.extend(repository::clients::insert_many(&txn, &audit, "office", own).await?);
 
     let mut consultations = 0;
     for (i, id) in client_ids.iter().enumerate() {
@@ -405,7 +431,19 @@ pub async fn demo(db: &DatabaseConnection) -> anyhow::Result<String> {
     txn.commit().await?;
 
     let funding = demo_funding(db, &mut rng, &client_ids, &employer_ids, &provider_ids).await?;
-    let referrals = demo_referrals(db, &principal, &audit, &mut rng, &client_ids, &measure_ids, &vacancy_ids).await?;
+    let demo_measure_ids: Vec<Uuid> = measure_ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| provider_ids[i % provider_ids.len()] == DEMO_PROVIDER_ID)
+        .map(|(_, id)| *id)
+        .collect();
+    let targets = Targets {
+        measures: &measure_ids,
+        vacancies: &vacancy_ids,
+        demo_measures: &demo_measure_ids,
+        demo_vacancies: &demo_vacancy_ids,
+    };
+    let referrals = demo_referrals(db, &principal, &audit, &mut rng, &client_ids, &targets).await?;
     Ok(format!(
         "demo data added: {} providers, {} measures, {} employers with {vacancy_count} vacancies, {} clients, {consultations} consultations, {funding} funding applications, {referrals} referrals",
         provider_ids.len(),
@@ -498,20 +536,41 @@ async fn demo_funding(
     Ok(made)
 }
 
+/// Where demo referrals go: anywhere, and a share to the demo provider and
+/// employer so that their tokens have referrals to answer.
+struct Targets<'a> {
+    measures: &'a [Uuid],
+    vacancies: &'a [Uuid],
+    demo_measures: &'a [Uuid],
+    demo_vacancies: &'a [Uuid],
+}
+
 /// Referrals in every status, made through the service so counters and
-/// histories are right. Ineligible picks are skipped.
+/// histories are right. Ineligible picks are skipped. The job centre's
+/// clients are referred by the job centre itself.
 async fn demo_referrals(
     db: &DatabaseConnection,
     principal: &Principal,
     audit: &AuditContext,
     rng: &mut StdRng,
     clients: &[Uuid],
-    measures: &[Uuid],
-    vacancies: &[Uuid],
+    targets: &Targets<'_>,
 ) -> anyhow::Result<usize> {
+    let jobcenter = Principal {
+        sub: "ostwerk-seed-jobcenter".into(),
+        iss: None,
+        roles: vec![Role::Jobcenter],
+        org: Some(DEMO_JOBCENTER_ORG.into()),
+    };
+    let jobcenter_audit = AuditContext { actor_org: Some(DEMO_JOBCENTER_ORG.into()), ..audit.clone() };
     let mut made = 0;
     for (n, client_id) in clients.iter().enumerate().take(120) {
-        let to_measure = n % 3 != 0 || vacancies.is_empty();
+        let (measures, vacancies) = match n % 6 {
+            1 if !targets.demo_measures.is_empty() => (targets.demo_measures, &[][..]),
+            3 if !targets.demo_vacancies.is_empty() => (&[][..], targets.demo_vacancies),
+            _ => (targets.measures, targets.vacancies),
+        };
+        let to_measure = vacancies.is_empty() || (n % 3 != 0 && !measures.is_empty());
         let request = ReferralRequest {
             client_id: *client_id,
             measure_id: to_measure.then(|| pick(rng, measures)),
@@ -519,8 +578,10 @@ async fn demo_referrals(
             external_id: Some(format!("DEMO-REF-{n:05}")),
             note: None,
         };
+        let (referrer, referrer_audit) =
+            if n < DEMO_JOBCENTER_CLIENTS { (&jobcenter, &jobcenter_audit) } else { (principal, audit) };
         let txn = db.begin().await?;
-        let Ok(referral) = referrals::create(&txn, audit, principal, &request).await else {
+        let Ok(referral) = referrals::create(&txn, referrer_audit, referrer, &request).await else {
             continue;
         };
         txn.commit().await?;

@@ -150,16 +150,13 @@ async fn expire_referrals(state: web::Data<AppState>) {
     }
 }
 
-/// The webhook outbox worker: polls, leases, sends, records.
+/// The webhook outbox worker: polls, leases, and starts deliveries, which
+/// run in parallel within the limits of `OSTWERK_WEBHOOK_*`.
 async fn deliver_webhooks(state: web::Data<AppState>) {
     install_crypto_provider();
-    let client = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ostwerk-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(c) => c,
+    let limits = crate::service::webhook_delivery::DeliveryLimits::from_settings(&state.settings);
+    let deliverer = match crate::service::webhook_delivery::Deliverer::new(limits) {
+        Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "webhook delivery disabled: no HTTP client");
             return;
@@ -168,9 +165,7 @@ async fn deliver_webhooks(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_millis(state.settings.webhook_poll_ms.max(50)));
     loop {
         tick.tick().await;
-        if let Err(e) =
-            crate::service::webhooks::deliver_due(&state.db, &client, state.settings.webhook_allow_private).await
-        {
+        if let Err(e) = deliverer.deliver_due(&state.db).await {
             tracing::warn!(error = %e, "webhook delivery round failed");
         }
     }

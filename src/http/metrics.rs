@@ -36,3 +36,13 @@ pub fn record_pool(open: u32, idle: usize) {
 pub fn record_webhook_backlog(pending: u64) {
     metrics::gauge!("webhook_backlog").set(pending as f64);
 }
+
+/// A failed webhook delivery attempt, by reason class (`timeout`, `connect`,
+/// `refused_target`, `http_status`, `deactivated`, `other`), and whether it
+/// was the last one (24 h of retries over, or the webhook gone).
+pub fn record_webhook_failure(reason: &'static str, permanently: bool) {
+    metrics::counter!("ostwerk_webhook_delivery_failures_total", "reason" => reason).increment(1);
+    if permanently {
+        metrics::counter!("ostwerk_webhook_deliveries_failed_permanently_total").increment(1);
+    }
+}

@@ -146,19 +146,55 @@ pub async fn enqueue(db: &impl ConnectionTrait, hooks: &[Model], event_type: &st
     .map(|_| ())
 }
 
-/// Ids of deliveries due now and not leased by another instance.
-pub async fn due(db: &impl ConnectionTrait, at: DateTime<Utc>, limit: u64) -> Result<Vec<Uuid>, DbErr> {
-    delivery::Entity::find()
+/// `(delivery id, webhook id)` of deliveries due now and not leased by
+/// another instance, oldest first, leaving out those of `skip_webhooks`
+/// (the webhooks of organisations that already use their fair share).
+pub async fn due(
+    db: &impl ConnectionTrait,
+    at: DateTime<Utc>,
+    limit: u64,
+    skip_webhooks: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>, DbErr> {
+    let mut select = delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
+        .column(delivery::Column::WebhookId)
         .filter(delivery::Column::Status.eq(PENDING))
         .filter(delivery::Column::NextAttemptAt.lte(at))
-        .filter(Condition::any().add(delivery::Column::LockedUntil.is_null()).add(delivery::Column::LockedUntil.lt(at)))
-        .order_by_asc(delivery::Column::NextAttemptAt)
-        .limit(limit)
+        .filter(
+            Condition::any().add(delivery::Column::LockedUntil.is_null()).add(delivery::Column::LockedUntil.lt(at)),
+        );
+    if !skip_webhooks.is_empty() {
+        select = select.filter(delivery::Column::WebhookId.is_not_in(skip_webhooks.iter().copied()));
+    }
+    select.order_by_asc(delivery::Column::NextAttemptAt).limit(limit).into_tuple().all(db).await
+}
+
+/// The webhooks with these ids (any organisation: for the delivery worker).
+pub async fn find_many(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::find().filter(Column::Id.is_in(ids.iter().copied())).all(db).await
+}
+
+/// Ids of every webhook of these organisations.
+pub async fn ids_of_owners(db: &impl ConnectionTrait, owners: &[Owner]) -> Result<Vec<Uuid>, DbErr> {
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(owned_by(owners))
         .into_tuple()
         .all(db)
         .await
+}
+
+/// How many subscriptions (active or not) `owner` has.
+pub async fn count_of_owner(db: &impl ConnectionTrait, owner: &Owner) -> Result<u64, DbErr> {
+    Entity::find().filter(owned_by(std::slice::from_ref(owner))).count(db).await
 }
 
 /// Leases a delivery until `until`; only one of racing instances gets it.

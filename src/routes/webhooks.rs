@@ -11,7 +11,7 @@ use crate::{
     auth::{Access, AuthUser, Role::*},
     domain::webhooks::WebhookEvent,
     entities::{webhook::Model, webhook_delivery},
-    error::ApiError,
+    error::{ApiError, ProblemDetails},
     extract::JsonBody,
     http::IfMatch,
     repository::{self, tags},
@@ -46,8 +46,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://partner.example.org/ostwerk/events", "events": ["referral.created", "referral.status_changed"]}))]
 pub struct WebhookInput {
-    /// Required. http(s); loopback, private and link-local targets are refused
-    /// unless `OSTWERK_WEBHOOK_ALLOW_PRIVATE=true`.
+    /// Required. http(s). Unless `OSTWERK_WEBHOOK_ALLOW_PRIVATE=true`, the host
+    /// must be a public address, or a name that resolves (within 2 s) to public
+    /// addresses only: loopback, private, link-local, unique-local, CGNAT,
+    /// documentation and other special ranges are refused, also when embedded
+    /// in IPv6 (IPv4-mapped, NAT64, 6to4, Teredo); a name that does not resolve
+    /// is refused.
     #[schema(required = true, nullable = false, min_length = 1, max_length = 2000, pattern = "\\S")]
     pub url: Option<String>,
     /// Required, at least one.
@@ -183,11 +187,17 @@ pub async fn list_webhooks(
 /// `{"type", "timestamp", "data": {"resource", "id", "status", "previous_status"?, "link"}}`
 /// — no personal data. Delivery is at-least-once from a durable outbox,
 /// retried with exponential backoff for 24 h. Accepts an `Idempotency-Key`.
+/// One organisation holds at most `OSTWERK_WEBHOOK_MAX_PER_ORG` (default 20)
+/// subscriptions; beyond that the answer is `409` `webhook-limit-reached`.
 #[utoipa::path(
     tag = "webhooks",
     request_body = WebhookInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
-    responses((status = 201, description = "Subscribed; the only answer that shows the secret", body = WebhookDto, headers(("Location" = String), ("ETag" = String)))),
+    responses(
+        (status = 201, description = "Subscribed; the only answer that shows the secret", body = WebhookDto, headers(("Location" = String), ("ETag" = String))),
+        (status = 409, description = "The organisation holds the most subscriptions allowed (`webhook-limit-reached`, with `limit`), or the Idempotency-Key is still in use",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    ),
 )]
 #[post("/webhooks")]
 pub async fn create_webhook(
@@ -199,9 +209,10 @@ pub async fn create_webhook(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&CREATE)?;
     let sub = body.value.validate()?;
-    let allow_private = state.settings.webhook_allow_private;
+    let target = webhooks::check_url(&sub.url, state.settings.webhook_allow_private).await?;
+    let max_per_org = state.settings.webhook_max_per_org;
     idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
-        let model = webhooks::create(txn, &user, &sub, allow_private).await?;
+        let model = webhooks::create(txn, &user, &sub, &target, max_per_org).await?;
         created(format!("/api/v1/webhooks/{}", model.id), &WebhookDto::new(&model, true))
     })
     .await
@@ -249,8 +260,9 @@ pub async fn update_webhook(
         active: Some(current.active),
     };
     let merged: WebhookInput = merge_patch(&as_written, &body.value)?;
-    let model =
-        webhooks::update(&state.db, &current, &merged.validate()?, state.settings.webhook_allow_private).await?;
+    let sub = merged.validate()?;
+    let target = webhooks::check_url(&sub.url, state.settings.webhook_allow_private).await?;
+    let model = webhooks::update(&state.db, &current, &sub, &target).await?;
     Ok(ok_with_etag(model.version, &WebhookDto::new(&model, false)))
 }
 

@@ -11,4 +11,5 @@ pub mod paging;
 pub mod providers;
 pub mod referrals;
 pub mod statistics;
+pub mod webhook_delivery;
 pub mod webhooks;

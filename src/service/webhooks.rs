@@ -1,28 +1,18 @@
-//! Webhooks: subscriptions, the outbox written with each change, and the
-//! delivery worker (at-least-once, signed, retried with backoff for 24 h).
-use std::time::Duration as StdDuration;
-
-use chrono::{Duration, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+//! Webhooks: subscriptions and the outbox written with each change. The
+//! sending side (target policy, delivery worker) is `webhook_delivery`.
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     auth::{OFFICE_ORG, OrgKind, Owner, Principal, Role},
-    domain::{
-        codes::ReferralStatus,
-        ids::now,
-        webhooks::{WebhookEvent, is_private, signature},
-    },
+    domain::{codes::ReferralStatus, ids::now, webhooks::WebhookEvent},
     entities::{measure, referral, webhook::Model},
     error::{ApiError, FieldError},
     repository::{self, webhooks as repo},
 };
 
-/// How long deliveries are retried.
-pub const RETRY_HOURS: i64 = 24;
-/// How long one instance holds a delivery while sending it.
-const LEASE_SECONDS: i64 = 60;
+pub use super::webhook_delivery::{CheckedTarget, RETRY_HOURS, check_target};
 
 /// The owners whose webhooks `principal` manages; `None` for admins (all).
 /// A job centre whose org string equals a provider's id owns only the job
@@ -50,35 +40,9 @@ async fn infer_owner(db: &impl ConnectionTrait, org: &str) -> Result<Owner, ApiE
     Ok(Owner { kind: OrgKind::Jobcenter, org })
 }
 
-/// Refuses URLs that are not http(s), or whose host is (or resolves to) a
-/// loopback, private or link-local address — unless explicitly allowed.
-pub async fn check_target(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| "must be an absolute http:// or https:// URL".to_owned())?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err("must be an absolute http:// or https:// URL".to_owned());
-    }
-    if allow_private {
-        return Ok(parsed);
-    }
-    let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
-    if host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
-        return Err("must not point to a loopback, private or link-local address".to_owned());
-    }
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addresses: Vec<std::net::IpAddr> = match host.parse() {
-        Ok(ip) => vec![ip],
-        // A host that does not resolve now is checked again at delivery.
-        Err(_) => match tokio::time::timeout(StdDuration::from_secs(3), tokio::net::lookup_host((host.as_str(), port)))
-            .await
-        {
-            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-            _ => Vec::new(),
-        },
-    };
-    if addresses.into_iter().any(is_private) {
-        return Err("must not point to a loopback, private or link-local address".to_owned());
-    }
-    Ok(parsed)
+/// Checks a subscription's URL against the target policy (`422` on `url`).
+pub async fn check_url(url: &str, allow_private: bool) -> Result<CheckedTarget, ApiError> {
+    CheckedTarget::check(url, allow_private).await.map_err(|m| invalid("url", m))
 }
 
 /// A subscription as requested, validated.
@@ -97,9 +61,9 @@ pub async fn create(
     db: &impl ConnectionTrait,
     principal: &Principal,
     sub: &Subscription,
-    allow_private: bool,
+    target: &CheckedTarget,
+    max_per_org: u64,
 ) -> Result<Model, ApiError> {
-    check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
     let owner = match (principal.has(Role::Admin), &sub.org) {
         (true, Some(org)) => infer_owner(db, org).await?,
         (true, None) => Owner::office(),
@@ -114,11 +78,33 @@ pub async fn create(
             principal.acting_owner(Some(preferred))
         }
     };
+    check_subscription_cap(db, &owner, max_per_org).await?;
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
     let secret = crate::domain::webhooks::new_secret();
-    let new =
-        repo::NewWebhook { owner: &owner, url: &sub.url, events: &events, secret: &secret, created_by: &principal.sub };
+    let new = repo::NewWebhook {
+        owner: &owner,
+        url: target.as_str(),
+        events: &events,
+        secret: &secret,
+        created_by: &principal.sub,
+    };
     Ok(repo::insert(db, &new).await?)
+}
+
+/// Every subscription costs a delivery per event, so one organisation may
+/// hold at most `max` (`OSTWERK_WEBHOOK_MAX_PER_ORG`). Counted in the
+/// creating transaction; on PostgreSQL two creates racing for the last place
+/// may both pass, which overshoots by a few at most — a bound on cost, not
+/// an exact quota, so no lock was taken for it.
+async fn check_subscription_cap(db: &impl ConnectionTrait, owner: &Owner, max: u64) -> Result<(), ApiError> {
+    if repo::count_of_owner(db, owner).await? >= max {
+        return Err(ApiError::conflict(
+            crate::error::Problem::WebhookLimitReached,
+            format!("This organisation already has {max} webhook subscriptions, the most allowed; delete one first."),
+        )
+        .with_extension("limit", max));
+    }
+    Ok(())
 }
 
 pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> Result<Model, ApiError> {
@@ -129,14 +115,13 @@ pub async fn update(
     db: &impl ConnectionTrait,
     current: &Model,
     sub: &Subscription,
-    allow_private: bool,
+    target: &CheckedTarget,
 ) -> Result<Model, ApiError> {
-    check_target(&sub.url, allow_private).await.map_err(|m| invalid("url", m))?;
     if sub.org.as_deref().and_then(crate::auth::canonical_org).is_some_and(|o| o != current.org) {
         return Err(invalid("org", "cannot be changed; subscribe anew"));
     }
     let events: Vec<&str> = sub.events.iter().map(|e| e.as_str()).collect();
-    repo::update(db, current, &sub.url, &events, sub.active).await?.ok_or_else(|| ApiError::stale("webhook"))
+    repo::update(db, current, target.as_str(), &events, sub.active).await?.ok_or_else(|| ApiError::stale("webhook"))
 }
 
 pub async fn delete(db: &impl ConnectionTrait, current: &Model) -> Result<(), ApiError> {
@@ -211,65 +196,6 @@ pub async fn measure_changed(db: &impl ConnectionTrait, m: &measure::Model, dele
         json!({"resource": "measure", "id": m.id, "status": status, "link": format!("/api/v1/measures/{}", m.id)}),
     );
     Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
-}
-
-/// Sends every due delivery once; returns how many were attempted. Several
-/// instances may run this concurrently: a delivery is leased before sending.
-pub async fn deliver_due(
-    db: &DatabaseConnection,
-    client: &reqwest::Client,
-    allow_private: bool,
-) -> Result<usize, ApiError> {
-    let started = now();
-    let mut attempted = 0;
-    for id in repo::due(db, started, 50).await? {
-        let at = now();
-        let Some(delivery) = repo::lease(db, id, at, at + Duration::seconds(LEASE_SECONDS)).await? else { continue };
-        attempted += 1;
-        let hook = repo::find(db, None, delivery.webhook_id).await?;
-        let outcome = match &hook {
-            Some(h) if h.active => send(client, h, &delivery, allow_private).await,
-            _ => Err((None, "the webhook was deactivated".to_owned())),
-        };
-        let (status, http_status, error, retry_at) = match outcome {
-            Ok(code) => (repo::DELIVERED, Some(code), None, at),
-            Err((code, error)) => {
-                let expired =
-                    at - delivery.created_at > Duration::hours(RETRY_HOURS) || hook.as_ref().is_none_or(|h| !h.active);
-                // 10 s, 20 s, 40 s … capped at one hour.
-                let backoff = 10i64.saturating_mul(1i64 << delivery.attempts.clamp(0, 12)).min(3600);
-                let status = if expired { repo::FAILED } else { repo::PENDING };
-                (status, code, Some(error), at + Duration::seconds(backoff))
-            }
-        };
-        repo::record_attempt(db, &delivery, status, http_status, error.as_deref(), retry_at).await?;
-    }
-    Ok(attempted)
-}
-
-async fn send(
-    client: &reqwest::Client,
-    hook: &Model,
-    delivery: &crate::entities::webhook_delivery::Model,
-    allow_private: bool,
-) -> Result<u16, (Option<u16>, String)> {
-    let url = check_target(&hook.url, allow_private).await.map_err(|e| (None, format!("target refused: {e}")))?;
-    let timestamp = Utc::now().timestamp();
-    let id = delivery.event_id.to_string();
-    let signed =
-        signature(&hook.secret, &id, timestamp, &delivery.payload).ok_or((None, "unusable secret".to_owned()))?;
-    let response = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", &id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signed)
-        .body(delivery.payload.clone())
-        .send()
-        .await
-        .map_err(|e| (None, format!("request failed: {}", e.without_url())))?;
-    let code = response.status().as_u16();
-    if response.status().is_success() { Ok(code) } else { Err((Some(code), format!("answered {code}"))) }
 }
 
 /// The requested event names, validated (`422` naming each bad one).
