@@ -7,6 +7,7 @@ mod m20261125_000002_registry;
 mod m20261125_000003_referrals;
 mod m20261125_000004_webhooks;
 mod m20261125_000005_funding;
+pub mod m20261202_000007_measure_capacity_check;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_referrals::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261125_000005_funding::Migration),
+            Box::new(m20261202_000007_measure_capacity_check::Migration),
         ]
     }
 }
