@@ -13,6 +13,7 @@ mod contract;
 mod employers;
 mod errors;
 mod funding;
+mod invariants;
 mod fuzz_regressions;
 mod matching;
 mod measures;
