@@ -481,3 +481,36 @@ pub async fn active_targets(
         .await?;
     Ok((rows.iter().filter_map(|r| r.0).collect(), rows.iter().filter_map(|r| r.1).collect()))
 }
+
+/// GDPR Art. 17: destroys the free text about a client in its referrals
+/// (`note`, `reason_note`; bumping their `version` and `updated_at`, so
+/// pollers see the change) and in their events (`reason_note`; the history
+/// is append-only for what happened, not for what was written about the person).
+pub async fn erase_free_text_of_client(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Note, Expr::value(Option::<String>::None))
+        .col_expr(Column::ReasonNote, Expr::value(Option::<String>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .filter(Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?;
+    referral_event::Entity::update_many()
+        .col_expr(referral_event::Column::ReasonNote, Expr::value(Option::<String>::None))
+        .filter(
+            referral_event::Column::ReferralId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(Column::Id)
+                    .from(Entity)
+                    .and_where(Column::ClientId.eq(client_id))
+                    .to_owned(),
+            ),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}

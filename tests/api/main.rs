@@ -11,6 +11,7 @@ mod clients;
 mod code_lists;
 mod contract;
 mod employers;
+mod erasure;
 mod errors;
 mod funding;
 mod invariants;
