@@ -301,6 +301,33 @@ fn shares_with_providers(m: &Model) -> bool {
             == Some(true)
 }
 
+/// Which of `ids` consented to sharing with providers (and are not erased).
+/// Reads only the consent, no personal data, so records no audit event.
+pub async fn consenting(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, String, Option<serde_json::Value>)> = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::Status)
+        .column(Column::Consent)
+        .filter(Column::Id.is_in(ids.to_vec()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, status, consent)| {
+            status != ClientStatus::Erased.as_str()
+                && consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool)
+                    == Some(true)
+        })
+        .map(|(id, _, _)| id)
+        .collect())
+}
+
 /// Summaries of the clients of some referrals, for a provider or employer:
 /// name and contact only where the client consented, and an audit event
 /// (`referral.client_summary`, all in one insert) for each shown.

@@ -8,7 +8,7 @@ use super::{clients as client_service, cursor::CursorCodec, cursor::Position};
 use crate::{
     auth::{Principal, Role},
     domain::{
-        audit::AuditContext,
+        audit::{AuditContext, AuditEntry, action},
         clients::age_on,
         codes::{
             ClientStatus, CodeList, MeasureStatus, Outcome, ReasonCode, ReferralAction, ReferralStatus, TargetGroup,
@@ -200,13 +200,54 @@ pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> 
     repository::referrals::find(db, &scope_for(principal), id).await?.ok_or_else(not_found)
 }
 
+/// A visible referral and its history.
 pub async fn events(
     db: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> Result<Vec<referral_event::Model>, ApiError> {
-    get(db, principal, id).await?;
-    Ok(repository::referrals::events(db, id).await?)
+) -> Result<(Model, Vec<referral_event::Model>), ApiError> {
+    let referral = get(db, principal, id).await?;
+    let history = repository::referrals::events(db, id).await?;
+    Ok((referral, history))
+}
+
+/// Whether `principal` may read the free text of `referral` — its `note`,
+/// `reason_note` and the events' notes (SPEC §3 Referrals): office staff and
+/// the referring job centre always; the receiving provider or employer only
+/// when the client consented to sharing with providers
+/// (`client_consented`). Decided per role: a token that is also a job centre
+/// gets the text only of the referrals that job centre made.
+pub fn may_read_free_text(principal: &Principal, referral: &Model, client_consented: bool) -> bool {
+    principal.is_office() || principal.acts_for(Role::Jobcenter, &referral.referring_org) || client_consented
+}
+
+/// The clients among `referrals` who consented to sharing with providers.
+pub async fn consenting_clients(
+    db: &impl ConnectionTrait,
+    referrals: &[Model],
+) -> Result<std::collections::HashSet<Uuid>, ApiError> {
+    let ids: Vec<Uuid> = referrals.iter().map(|r| r.client_id).collect();
+    Ok(repository::clients::consenting(db, &ids).await?)
+}
+
+/// A referral's free text is what people write about the client (health,
+/// debts, family): every answer that shows some is audited, one
+/// `referral.note_read` per referral, before the answer leaves.
+pub async fn audit_free_text_reads(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    shown: &[&Model],
+) -> Result<(), ApiError> {
+    let entries: Vec<AuditEntry> = shown
+        .iter()
+        .map(|r| AuditEntry {
+            action: action::REFERRAL_NOTE_READ,
+            resource: "referral",
+            resource_id: Some(r.id),
+            client_id: Some(r.client_id),
+        })
+        .collect();
+    Ok(repository::audit::record(db, audit, &entries).await?)
 }
 
 /// The list order and where to continue, from `sort` and `cursor`.
@@ -353,9 +394,7 @@ pub async fn transition(
     let org = principal.org_or_office();
     let actor = Actor { sub: &principal.sub, org: Some(&org) };
     let change = StatusChange { from, to, action: req.action, event_note: fields.reason_note };
-    change_status(db, &current, change, &fields, &actor, now())
-        .await?
-        .ok_or_else(|| ApiError::stale("referral"))
+    change_status(db, &current, change, &fields, &actor, now()).await?.ok_or_else(|| ApiError::stale("referral"))
 }
 
 /// Who changed a referral's status, as its event records it.

@@ -339,10 +339,8 @@ async fn schema_columns(db: &DatabaseConnection) -> Vec<(String, String)> {
         }
     };
     let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
-    let mut columns: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.try_get::<String>("", "t").unwrap(), r.try_get::<String>("", "c").unwrap()))
-        .collect();
+    let mut columns: Vec<(String, String)> =
+        rows.iter().map(|r| (r.try_get::<String>("", "t").unwrap(), r.try_get::<String>("", "c").unwrap())).collect();
     columns.sort();
     columns
 }
@@ -390,13 +388,8 @@ fn full_client() -> Value {
 
 /// POST with an Idempotency-Key; the answer's status and JSON.
 async fn post_with_key(app: &TestApp, caller: &Caller, path: &str, key: &str, body: &Value) -> (u16, Value) {
-    let res = app
-        .request(Method::POST, path, Some(caller))
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        app.request(Method::POST, path, Some(caller)).header("idempotency-key", key).json(body).send().await.unwrap();
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -441,7 +434,8 @@ async fn client_with_free_text_everywhere(app: &TestApp, jc: &Caller) -> Written
 
     let employer = fx::employer(app).await;
     let vacancy = fx::id(&fx::vacancy(app, &employer.id, 2, json!({})).await);
-    let item = fx::referral_body(&client, &Target::Vacancy(vacancy), json!({"note": format!("{NAME} spricht gut Arabisch")}));
+    let item =
+        fx::referral_body(&client, &Target::Vacancy(vacancy), json!({"note": format!("{NAME} spricht gut Arabisch")}));
     let batch = json!({"items": [item]});
     let (status, answer) = post_with_key(app, jc, "/api/v1/referrals/batch", "erase-batch", &batch).await;
     assert_eq!(status, 207, "{answer}");
@@ -509,7 +503,11 @@ async fn erasure_leaves_no_personal_column_filled_in_any_row_of_the_client() {
     assert!(filled.is_empty(), "still filled after erasure: {filled:?}");
     let sql = format!("SELECT target_groups FROM clients WHERE id = {}", placeholder(backend));
     let row = db.query_one_raw(Statement::from_sql_and_values(backend, &sql, [id.into()])).await.unwrap().unwrap();
-    assert_eq!(row.try_get::<String>("", "target_groups").unwrap(), "|unemployed|", "disability must go, the rest stays");
+    assert_eq!(
+        row.try_get::<String>("", "target_groups").unwrap(),
+        "|unemployed|",
+        "disability must go, the rest stays"
+    );
     db.close().await.unwrap();
 }
 

@@ -218,9 +218,101 @@ async fn matching_lists_open_measures_with_free_seats_only_never_planned_ones() 
     let planned = fx::id(&fx::measure(&app, &provider.id, 5, json!({"title": "Geplant", "status": "planned"})).await);
     let client = fx::client(&app, &caseworker(), json!({})).await;
     // Act
-    let page = fx::read(&app, &caseworker(), &format!("/api/v1/clients/{}/matches?kind=measure", fx::id(&client))).await;
+    let page =
+        fx::read(&app, &caseworker(), &format!("/api/v1/clients/{}/matches?kind=measure", fx::id(&client))).await;
     // Assert
     let ids = fx::ids_of(&page);
     assert!(ids.contains(&open), "the open measure is missing: {page}");
     assert!(!ids.contains(&planned), "a planned measure was offered: {page}");
+}
+
+// --- no free text without consent; every read of it audited ---
+
+/// A provider's measure, a client (`consent` as given), and a referral of it
+/// by a caseworker with a `note`; (provider, referral id, client id).
+async fn referral_with_note(app: &TestApp, share_with_providers: bool) -> (fx::Org, String, String) {
+    let provider = fx::provider(app).await;
+    let measure = fx::id(&fx::measure(app, &provider.id, 5, json!({})).await);
+    let consent = json!({"data_processing": true, "share_with_providers": share_with_providers,
+                         "given_at": "2026-01-05T10:00:00Z"});
+    let client = fx::id(&fx::client(app, &caseworker(), json!({"consent": consent})).await);
+    let body = fx::referral_body(&client, &Target::Measure(measure), json!({"note": "Bandscheibenvorfall 2025"}));
+    let referral = fx::id(&app.create(fx::REFERRALS, &caseworker(), &body).await);
+    (provider, referral, client)
+}
+
+async fn note_reads(app: &TestApp, client: &str, actor: &Caller) -> usize {
+    fx::audit_events_of(app, client)
+        .await
+        .iter()
+        .filter(|e| e["action"] == "referral.note_read" && e["actor"] == actor.sub.as_str())
+        .count()
+}
+
+#[tokio::test]
+async fn a_provider_reads_no_free_text_about_a_client_who_did_not_consent() {
+    // Arrange: the office rejects with a reason note.
+    let app = spawn_app().await;
+    let (provider, referral, client) = referral_with_note(&app, false).await;
+    let reject = json!({"action": "reject", "reason_code": "not_eligible", "rejected_by": "provider",
+                        "reason_note": "Attest zur Belastbarkeit fehlt"});
+    assert_eq!(fx::act(&app, &caseworker(), &referral, &reject).await.status(), 200);
+    // Act
+    let one = fx::read(&app, &provider.caller, &format!("{}/{referral}", fx::REFERRALS)).await;
+    let page = fx::list(&app, &provider.caller, fx::REFERRALS, &[]).await;
+    let events = fx::read(&app, &provider.caller, &format!("{}/{referral}/events", fx::REFERRALS)).await;
+    // Assert
+    assert_eq!(one["note"], Value::Null, "{one}");
+    assert_eq!(one["reason_note"], Value::Null, "{one}");
+    assert_eq!(page["items"][0]["note"], Value::Null, "{page}");
+    assert_eq!(page["items"][0]["reason_note"], Value::Null, "{page}");
+    for event in events["items"].as_array().unwrap() {
+        assert_eq!(event["reason_note"], Value::Null, "{events}");
+    }
+    assert_eq!(note_reads(&app, &client, &provider.caller).await, 0);
+}
+
+#[tokio::test]
+async fn a_transition_answer_to_a_provider_carries_no_free_text_without_consent() {
+    // Arrange
+    let app = spawn_app().await;
+    let (provider, referral, _) = referral_with_note(&app, false).await;
+    // Act
+    let accepted = fx::take(&app, &provider.caller, &referral, "accept").await;
+    // Assert
+    assert_eq!(accepted["status"], "accepted");
+    assert_eq!(accepted["note"], Value::Null, "{accepted}");
+}
+
+#[tokio::test]
+async fn a_provider_reads_the_note_of_a_consenting_client_and_the_read_is_audited() {
+    // Arrange
+    let app = spawn_app().await;
+    let (provider, referral, client) = referral_with_note(&app, true).await;
+    // Act
+    let one = fx::read(&app, &provider.caller, &format!("{}/{referral}", fx::REFERRALS)).await;
+    // Assert
+    assert_eq!(one["note"], "Bandscheibenvorfall 2025");
+    assert_eq!(note_reads(&app, &client, &provider.caller).await, 1);
+    let event =
+        fx::audit_events_of(&app, &client).await.into_iter().find(|e| e["action"] == "referral.note_read").unwrap();
+    assert_eq!(event["resource_id"], referral.as_str());
+}
+
+#[tokio::test]
+async fn office_reads_of_referral_notes_and_event_notes_are_audited_too() {
+    // Arrange
+    let app = spawn_app().await;
+    let (_, referral, client) = referral_with_note(&app, false).await;
+    let cancel = json!({"action": "cancel", "reason_code": "client_declined", "reason_note": "Pflege der Mutter"});
+    let office = caseworker();
+    assert_eq!(fx::act(&app, &office, &referral, &cancel).await.status(), 200);
+    let before = note_reads(&app, &client, &office).await;
+    // Act
+    let one = fx::read(&app, &office, &format!("{}/{referral}", fx::REFERRALS)).await;
+    let events = fx::read(&app, &office, &format!("{}/{referral}/events", fx::REFERRALS)).await;
+    // Assert
+    assert_eq!(one["note"], "Bandscheibenvorfall 2025");
+    assert!(events["items"].as_array().unwrap().iter().any(|e| e["reason_note"] == "Pflege der Mutter"), "{events}");
+    assert_eq!(note_reads(&app, &client, &office).await, before + 2);
 }
