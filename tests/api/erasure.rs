@@ -36,9 +36,12 @@ enum Link {
     Mentions(&'static str),
 }
 
+/// A table, how its rows of a client are found, and its classified columns.
+type Table = (&'static str, Option<Link>, &'static [(&'static str, Class)]);
+
 /// Every table and column of the schema. Add new ones here — with the
 /// erasure code that destroys them, if they are `Erased`.
-const SCHEMA: &[(&str, Option<Link>, &[(&str, Class)])] = &[
+const SCHEMA: &[Table] = &[
     (
         "clients",
         Some(Link::Id("id = {p}")),
