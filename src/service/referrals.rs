@@ -230,6 +230,30 @@ pub async fn consenting_clients(
     Ok(repository::clients::consenting(db, &ids).await?)
 }
 
+/// A replayed create shows the stored referral — with its note — again: a
+/// read like any other, audited as `referral.note_read` for each replayed
+/// referral that carries a note (`(referral id if known, client id)`).
+pub async fn audit_replayed_notes(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    response: &actix_web::HttpResponse,
+    with_note: &[(Option<Uuid>, Uuid)],
+) -> Result<(), ApiError> {
+    if !response.headers().contains_key(super::idempotency::REPLAYED_HEADER) || with_note.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<AuditEntry> = with_note
+        .iter()
+        .map(|(referral, client)| AuditEntry {
+            action: action::REFERRAL_NOTE_READ,
+            resource: "referral",
+            resource_id: *referral,
+            client_id: Some(*client),
+        })
+        .collect();
+    Ok(repository::audit::record(db, audit, &entries).await?)
+}
+
 /// A referral's free text is what people write about the client (health,
 /// debts, family): every answer that shows some is audited, one
 /// `referral.note_read` per referral, before the answer leaves.

@@ -316,3 +316,26 @@ async fn office_reads_of_referral_notes_and_event_notes_are_audited_too() {
     assert!(events["items"].as_array().unwrap().iter().any(|e| e["reason_note"] == "Pflege der Mutter"), "{events}");
     assert_eq!(note_reads(&app, &client, &office).await, before + 2);
 }
+
+#[tokio::test]
+async fn a_replayed_referral_create_showing_its_note_is_audited() {
+    // Arrange: a job centre pushes a referral with a note and a key.
+    let app = spawn_app().await;
+    let jc = Caller::new("jobcenter");
+    let provider = fx::provider(&app).await;
+    let measure = fx::id(&fx::measure(&app, &provider.id, 5, json!({})).await);
+    let client = fx::id(&fx::client(&app, &jc, json!({})).await);
+    let body = fx::referral_body(&client, &Target::Measure(measure), json!({"note": "Bandscheibenvorfall 2025"}));
+    let push =
+        || app.request(Method::POST, fx::REFERRALS, Some(&jc)).header("idempotency-key", "ref-1").json(&body).send();
+    let created: Value = push().await.unwrap().json().await.unwrap();
+    assert_eq!(note_reads(&app, &client, &jc).await, 0, "the creator's own answer is no read");
+    // Act
+    let replay = push().await.unwrap();
+    // Assert
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(note_reads(&app, &client, &jc).await, 1);
+    let event =
+        fx::audit_events_of(&app, &client).await.into_iter().find(|e| e["action"] == "referral.note_read").unwrap();
+    assert_eq!(event["resource_id"], created["id"]);
+}

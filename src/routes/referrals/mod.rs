@@ -164,11 +164,21 @@ pub async fn create_referral(
     user.require(&CREATE)?;
     let request = body.value.validate()?;
     let audit = audit_context(&user, &req);
-    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+    let response = idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = referrals::create(txn, &audit, &user, &request).await?;
         super::common::created(format!("/api/v1/referrals/{}", model.id), &ReferralDto::new(&model, None))
     })
-    .await
+    .await?;
+    if request.note.is_some() && response.status() == StatusCode::CREATED {
+        let id = response
+            .headers()
+            .get(actix_web::http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .and_then(|id| Uuid::parse_str(id).ok());
+        referrals::audit_replayed_notes(&state.db, &audit, &response, &[(id, request.client_id)]).await?;
+    }
+    Ok(response)
 }
 
 /// Refer many clients at once
@@ -207,7 +217,7 @@ pub async fn create_referrals_batch(
     // The items run outside any idempotency transaction (each has its own),
     // so one bad item never undoes the good ones; the key is claimed first,
     // so a replay never runs them again.
-    idempotency::run_self_committing(db, &user, &key, ("POST", req.path(), &body.raw), async || {
+    let response = idempotency::run_self_committing(db, &user, &key, ("POST", req.path(), &body.raw), async || {
         let mut results = Vec::with_capacity(items.len());
         for (index, raw) in items.iter().enumerate() {
             let outcome = async {
@@ -238,7 +248,17 @@ pub async fn create_referrals_batch(
         let body = serde_json::to_value(BatchResponse { results }).map_err(ApiError::internal)?;
         Ok(Created { status: StatusCode::MULTI_STATUS, location: None, body })
     })
-    .await
+    .await?;
+    // The stored answer holds each created item's note; the ids are in the
+    // stored body only, so a replay is audited per client with a note.
+    let with_note: Vec<(Option<Uuid>, Uuid)> = items
+        .iter()
+        .filter_map(|raw| shape::<ReferralInput>(raw).ok()?.validate().ok())
+        .filter(|r| r.note.is_some())
+        .map(|r| (None, r.client_id))
+        .collect();
+    referrals::audit_replayed_notes(db, &audit, &response, &with_note).await?;
+    Ok(response)
 }
 
 /// Get a referral
