@@ -63,6 +63,8 @@ problems! {
     InvalidTransition = (409, "invalid-transition", "Invalid status transition", "Unzulässiger Statuswechsel");
     /// No free seat in the measure (or position in the vacancy); waitlist instead.
     CapacityExhausted = (409, "capacity-exhausted", "Capacity exhausted", "Keine freien Plätze");
+    /// A measure's capacity cannot go below its seats taken (`seats_taken`); cancel or fail referrals first.
+    CapacityBelowSeatsTaken = (409, "capacity-below-seats-taken", "Capacity below seats taken", "Kapazität unter belegten Plätzen");
     /// The client already has an active referral to this measure or vacancy (`existing_id`).
     DuplicateReferral = (409, "duplicate-referral", "Duplicate active referral", "Bereits aktive Zuweisung");
     /// The measure or vacancy is closed.
@@ -288,7 +290,15 @@ impl ResponseError for ApiError {
 /// constraint means what (see `repository::constraint`).
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        if crate::db::is_unavailable(&err) { ApiError::unavailable(err) } else { ApiError::internal(err) }
+        if crate::db::is_unavailable(&err) {
+            ApiError::unavailable(err)
+        } else if crate::repository::is_capacity_violation(&err) {
+            // The database's last line of defence held where a service-level
+            // guard did not: still a conflict the caller can act on, not a 500.
+            ApiError::new(Problem::CapacityExhausted, "The measure's seats taken would exceed its capacity.")
+        } else {
+            ApiError::internal(err)
+        }
     }
 }
 

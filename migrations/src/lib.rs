@@ -8,6 +8,7 @@ mod m20261125_000003_referrals;
 mod m20261125_000004_webhooks;
 mod m20261125_000005_funding;
 mod m20261202_000006_webhook_owner_kind;
+pub mod m20261202_000007_measure_capacity_check;
 mod m20261202_000010_request_ids_and_claim_leases;
 
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261125_000005_funding::Migration),
             Box::new(m20261202_000006_webhook_owner_kind::Migration),
+            Box::new(m20261202_000007_measure_capacity_check::Migration),
             Box::new(m20261202_000010_request_ids_and_claim_leases::Migration),
         ]
     }

@@ -38,4 +38,6 @@ pub mod action {
     pub const FUNDING_APPLICATION_READ: &str = "funding_application.read";
     pub const FUNDING_APPLICATION_WRITE: &str = "funding_application.write";
     pub const REFERRAL_CLIENT_SUMMARY: &str = "referral.client_summary";
+    /// A referral's free text (`note`, `reason_note`, the events' notes) was shown.
+    pub const REFERRAL_NOTE_READ: &str = "referral.note_read";
 }

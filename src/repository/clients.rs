@@ -13,7 +13,7 @@ use crate::{
     domain::{
         audit::{AuditContext, AuditEntry, action},
         clients::ClientFields,
-        codes::ClientStatus,
+        codes::{ClientStatus, TargetGroup},
         ids::now,
     },
     entities::{
@@ -203,11 +203,31 @@ pub async fn update(
     Entity::find_by_id(id).one(db).await
 }
 
-/// GDPR Art. 17: overwrites every personal field and every consultation
-/// note with NULL; the row stays as an anonymous stub (district, target
-/// groups and the like) so referrals and statistics stay right.
+/// GDPR Art. 17: overwrites every personal field of the client and every
+/// free text about the person elsewhere (consultation notes, referral
+/// `note` / `reason_note`, the events' `reason_note`, funding application
+/// notes), bumping `version` and `updated_at` of every row it changes. The
+/// client row stays as an anonymous stub — district, the target groups
+/// except `disability` (health data), status and timestamps — so referrals
+/// and statistics stay right. docs/OPERATIONS.md lists what stays; the
+/// schema test in tests/api/erasure.rs fails on any column not classified.
 pub async fn erase(db: &impl ConnectionTrait, audit_ctx: &AuditContext, id: Uuid) -> Result<bool, DbErr> {
+    use sea_orm::QuerySelect;
     let at = now();
+    let Some(groups) = Entity::find_by_id(id)
+        .select_only()
+        .column(Column::TargetGroups)
+        .filter(Column::Status.ne(ClientStatus::Erased.as_str()))
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    // `disability` is health data (Art. 9); the other groups are what the
+    // demand statistics count and say nothing once the person is anonymous.
+    let kept_groups =
+        tags::join(tags::split(&groups).iter().map(String::as_str).filter(|g| *g != TargetGroup::Disability.as_str()));
     let result = Entity::update_many()
         .col_expr(Column::ExternalId, Expr::value(Option::<String>::None))
         .col_expr(Column::FirstName, Expr::value(Option::<String>::None))
@@ -216,7 +236,12 @@ pub async fn erase(db: &impl ConnectionTrait, audit_ctx: &AuditContext, id: Uuid
         .col_expr(Column::Email, Expr::value(Option::<String>::None))
         .col_expr(Column::Phone, Expr::value(Option::<String>::None))
         .col_expr(Column::Address, Expr::value(Option::<serde_json::Value>::None))
+        .col_expr(Column::TargetGroups, Expr::value(kept_groups))
+        .col_expr(Column::EducationLevel, Expr::value(Option::<String>::None))
+        .col_expr(Column::OccupationCodes, Expr::value(String::new()))
+        .col_expr(Column::Languages, Expr::value(String::new()))
         .col_expr(Column::AvailableFrom, Expr::value(Option::<chrono::NaiveDate>::None))
+        .col_expr(Column::HoursPerWeek, Expr::value(Option::<i32>::None))
         .col_expr(Column::Consent, Expr::value(Option::<serde_json::Value>::None))
         .col_expr(Column::Status, Expr::value(ClientStatus::Erased.as_str()))
         .col_expr(Column::ErasedAt, Expr::value(Some(at)))
@@ -232,9 +257,12 @@ pub async fn erase(db: &impl ConnectionTrait, audit_ctx: &AuditContext, id: Uuid
     consultation::Entity::update_many()
         .col_expr(consultation::Column::Notes, Expr::value(Option::<String>::None))
         .col_expr(consultation::Column::UpdatedAt, Expr::value(at))
+        .col_expr(consultation::Column::Version, Expr::col(consultation::Column::Version).add(1))
         .filter(consultation::Column::ClientId.eq(id))
         .exec(db)
         .await?;
+    super::referrals::erase_free_text_of_client(db, id, at).await?;
+    super::funding::erase_notes_of_client(db, id, at).await?;
     audit::record(db, audit_ctx, &[entry(action::CLIENT_ERASE, id)]).await?;
     Ok(true)
 }
@@ -271,6 +299,33 @@ fn shares_with_providers(m: &Model) -> bool {
     m.status != ClientStatus::Erased.as_str()
         && m.consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool)
             == Some(true)
+}
+
+/// Which of `ids` consented to sharing with providers (and are not erased).
+/// Reads only the consent, no personal data, so records no audit event.
+pub async fn consenting(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<std::collections::HashSet<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, String, Option<serde_json::Value>)> = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::Status)
+        .column(Column::Consent)
+        .filter(Column::Id.is_in(ids.to_vec()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, status, consent)| {
+            status != ClientStatus::Erased.as_str()
+                && consent.as_ref().and_then(|c| c.get("share_with_providers")).and_then(serde_json::Value::as_bool)
+                    == Some(true)
+        })
+        .map(|(id, _, _)| id)
+        .collect())
 }
 
 /// Summaries of the clients of some referrals, for a provider or employer:

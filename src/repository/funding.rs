@@ -186,3 +186,23 @@ pub async fn delete_application(db: &impl ConnectionTrait, current: &application
 pub async fn all_applications(db: &impl ConnectionTrait) -> Result<Vec<application::Model>, DbErr> {
     application::Entity::find().all(db).await
 }
+
+/// GDPR Art. 17: destroys the `note` of a client's funding applications
+/// (bumping `version` and `updated_at`); amounts and status stay, because
+/// the funding statistics count them and they say nothing about an anonymous person.
+pub async fn erase_notes_of_client(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    use sea_orm::{ExprTrait, sea_query::Expr};
+    application::Entity::update_many()
+        .col_expr(application::Column::Note, Expr::value(Option::<String>::None))
+        .col_expr(application::Column::UpdatedAt, Expr::value(at))
+        .col_expr(application::Column::Version, Expr::col(application::Column::Version).add(1))
+        .filter(application::Column::ApplicantKind.eq("client"))
+        .filter(application::Column::ApplicantId.eq(client_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

@@ -135,6 +135,22 @@ pub async fn erase_responses_under(db: &impl ConnectionTrait, location: &str) ->
         .map(|r| r.rows_affected)
 }
 
+/// GDPR Art. 17: every stored response that mentions `id` (the erased
+/// client's id: its own create, and every referral create or batch answer
+/// naming it as `client_id`) becomes a bodyless `410` like in
+/// [`erase_responses_under`]. A batch answer goes as a whole: rewriting the
+/// stored JSON item by item was rejected as a second, fragile serialiser.
+pub async fn erase_responses_mentioning(db: &impl ConnectionTrait, id: uuid::Uuid) -> Result<u64, DbErr> {
+    Entity::update_many()
+        .col_expr(Column::StatusCode, Expr::value(410))
+        .col_expr(Column::ResponseBody, Expr::value(Option::<String>::None))
+        .col_expr(Column::Location, Expr::value(Option::<String>::None))
+        .filter(Column::ResponseBody.contains(id.to_string()))
+        .exec(db)
+        .await
+        .map(|r| r.rows_affected)
+}
+
 /// Gives up `holder`'s in-progress claim (its work failed), so a retry runs.
 pub async fn release(db: &impl ConnectionTrait, scope: &str, key: &str, holder: &str) -> Result<(), DbErr> {
     Entity::delete_many()

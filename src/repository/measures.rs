@@ -113,6 +113,12 @@ pub async fn list(
     super::keyset(db, select, Column::Id, after, newest_first, limit).await
 }
 
+/// Writes `fields` if the row is still at `version` **and** its seats taken
+/// still fit the new capacity; `None` otherwise (the caller reads the row
+/// again to tell which). The capacity check is in the statement, not before
+/// it: an accept committing between a check and the write would otherwise
+/// overbook. On PostgreSQL a concurrent accept holds the row lock and the
+/// `WHERE` is re-evaluated on the row it committed; SQLite has one writer.
 pub async fn update(
     db: &impl ConnectionTrait,
     id: Uuid,
@@ -122,7 +128,17 @@ pub async fn update(
     let mut model = active(fields);
     model.updated_at = Set(now());
     model.version = Set(version + 1);
-    super::update_versioned(db, model, Column::Id, Column::Version, id, version).await
+    let result = Entity::update_many()
+        .set(model)
+        .filter(Column::Id.eq(id))
+        .filter(Column::Version.eq(version))
+        .filter(Expr::col(Column::SeatsTaken).lte(fields.capacity))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Ok(None);
+    }
+    find(db, id).await
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {

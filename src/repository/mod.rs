@@ -51,6 +51,19 @@ fn sqlite_restrict_violation(err: &DbErr) -> Option<String> {
     .then(|| db.message().to_owned())
 }
 
+/// A write the database refused because a measure's `seats_taken` would
+/// leave `0..=capacity` (the `CHECK` on PostgreSQL, a trigger on SQLite; both
+/// carry the constraint's name in the message).
+pub fn is_capacity_violation(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = &**e else { return false };
+    let name = migration::m20261202_000007_measure_capacity_check::NAME;
+    db.constraint() == Some(name) || db.message().contains(name)
+}
+
 /// A unique violation (for callers that only need a yes/no).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))

@@ -323,13 +323,27 @@ pub struct StatusFields<'a> {
 
 /// Applies a counter change to a measure. A change that takes a seat only
 /// succeeds while a seat is free; returns false when there is none.
-pub async fn adjust_measure(db: &impl ConnectionTrait, measure_id: Uuid, change: CounterChange) -> Result<bool, DbErr> {
+///
+/// The counters are part of the measure as read (`seats_taken`, `waitlisted`,
+/// `capacity_status`), so the same statement bumps `version` and
+/// `updated_at`: a stale `If-Match` on the measure then fails, and a poller
+/// sorting by `updated_at` sees the change. The version bump also makes a
+/// capacity `PATCH` that read the measure before this accept lose its
+/// conditional update instead of writing over the new seat count.
+pub async fn adjust_measure(
+    db: &impl ConnectionTrait,
+    measure_id: Uuid,
+    change: CounterChange,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     if change.seats_taken == 0 && change.waitlisted == 0 {
         return Ok(true);
     }
     let mut update = measure::Entity::update_many()
         .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(change.seats_taken))
         .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(change.waitlisted))
+        .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
+        .col_expr(measure::Column::UpdatedAt, Expr::value(at))
         .filter(measure::Column::Id.eq(measure_id));
     if change.seats_taken > 0 {
         update = update.filter(Expr::col(measure::Column::SeatsTaken).lt(Expr::col(measure::Column::Capacity)));
@@ -339,13 +353,21 @@ pub async fn adjust_measure(db: &impl ConnectionTrait, measure_id: Uuid, change:
 
 /// Applies a counter change to a vacancy; taking a position only succeeds
 /// while one is free, and the last one taken turns the vacancy `filled`.
-pub async fn adjust_vacancy(db: &impl ConnectionTrait, vacancy_id: Uuid, change: CounterChange) -> Result<bool, DbErr> {
+/// Bumps `version` and `updated_at` in the same statement (see [`adjust_measure`]).
+pub async fn adjust_vacancy(
+    db: &impl ConnectionTrait,
+    vacancy_id: Uuid,
+    change: CounterChange,
+    at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     if change.positions_filled == 0 {
         return Ok(true);
     }
     let filled_after = Expr::col(vacancy::Column::PositionsFilled).add(change.positions_filled);
     let mut update = vacancy::Entity::update_many()
         .col_expr(vacancy::Column::PositionsFilled, filled_after.clone())
+        .col_expr(vacancy::Column::Version, Expr::col(vacancy::Column::Version).add(1))
+        .col_expr(vacancy::Column::UpdatedAt, Expr::value(at))
         .filter(vacancy::Column::Id.eq(vacancy_id));
     if change.positions_filled > 0 {
         update = update
@@ -458,4 +480,37 @@ pub async fn active_targets(
         .all(db)
         .await?;
     Ok((rows.iter().filter_map(|r| r.0).collect(), rows.iter().filter_map(|r| r.1).collect()))
+}
+
+/// GDPR Art. 17: destroys the free text about a client in its referrals
+/// (`note`, `reason_note`; bumping their `version` and `updated_at`, so
+/// pollers see the change) and in their events (`reason_note`; the history
+/// is append-only for what happened, not for what was written about the person).
+pub async fn erase_free_text_of_client(
+    db: &impl ConnectionTrait,
+    client_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Note, Expr::value(Option::<String>::None))
+        .col_expr(Column::ReasonNote, Expr::value(Option::<String>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(at))
+        .col_expr(Column::Version, Expr::col(Column::Version).add(1))
+        .filter(Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?;
+    referral_event::Entity::update_many()
+        .col_expr(referral_event::Column::ReasonNote, Expr::value(Option::<String>::None))
+        .filter(
+            referral_event::Column::ReferralId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(Column::Id)
+                    .from(Entity)
+                    .and_where(Column::ClientId.eq(client_id))
+                    .to_owned(),
+            ),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
 }

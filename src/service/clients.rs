@@ -148,7 +148,23 @@ pub async fn erase(
     }
     // Replayable create responses are copies of the erased data (the path is the one the routes put in `Location`).
     repository::idempotency::erase_responses_under(db, &format!("/api/v1/clients/{id}")).await?;
+    // Referral creates and batches embed the client's id and the referral note.
+    repository::idempotency::erase_responses_mentioning(db, id).await?;
     Ok(())
+}
+
+/// After an erasure has committed: on SQLite, copy the WAL back into the
+/// database file and truncate it. Until then the erased values sit in old
+/// WAL frames (`secure_delete` only zeroes freed space in the database
+/// file). A failed checkpoint (e.g. a long reader) is logged, not answered:
+/// the erasure itself is committed, and the next checkpoint completes it.
+pub async fn flush_erased(db: &sea_orm::DatabaseConnection) {
+    if db.get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return;
+    }
+    if let Err(err) = db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await {
+        tracing::warn!(error = %err, "WAL checkpoint after an erasure failed; erased values stay in the WAL until the next one");
+    }
 }
 
 pub async fn add_consultation(

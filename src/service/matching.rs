@@ -59,7 +59,9 @@ pub async fn for_client(
     let mut out = Vec::new();
     if measures {
         for m in repository::measures::all(db).await? {
-            let open = m.status == MeasureStatus::Open.as_str() || m.status == MeasureStatus::Planned.as_str();
+            // SPEC §3 Matching: open measures with free seats. A `planned`
+            // measure cannot take anyone yet, so it is not offered.
+            let open = m.status == MeasureStatus::Open.as_str();
             let measure_groups = groups(&m.target_groups);
             let on = m.start_date.filter(|d| *d > today).unwrap_or(today);
             let age = client.date_of_birth.map(|b| age_on(b, on));

@@ -36,6 +36,17 @@ async fn check(db: &impl ConnectionTrait, fields: &MeasureFields, own_id: Option
     Ok(())
 }
 
+/// A capacity below the seats already taken would overbook the measure: a
+/// conflict with its current state (`409`), which the provider resolves by
+/// cancelling or failing referrals first — not an invalid value (`422`).
+fn capacity_below_seats(capacity: i32, seats_taken: i32) -> ApiError {
+    ApiError::new(
+        Problem::CapacityBelowSeatsTaken,
+        format!("The capacity cannot be lowered to {capacity}: {seats_taken} seats are taken."),
+    )
+    .with_extension("seats_taken", seats_taken)
+}
+
 fn duplicate_number(existing: Uuid) -> ApiError {
     ApiError::new(Problem::Conflict, format!("Another measure already has this measure_number: {existing}."))
         .with_extension("existing_id", existing.to_string())
@@ -101,16 +112,21 @@ pub async fn update(
         return Err(ApiError::forbidden("A provider may not hand a measure to another provider."));
     }
     if fields.capacity < current.seats_taken {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "capacity",
-            format!("must be at least the {} seats already taken", current.seats_taken),
-        )]));
+        return Err(capacity_below_seats(fields.capacity, current.seats_taken));
     }
     check(db, fields, Some(current.id)).await?;
-    let model = repository::measures::update(db, current.id, current.version, fields)
+    let Some(model) = repository::measures::update(db, current.id, current.version, fields)
         .await
         .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?
-        .ok_or_else(|| ApiError::stale("measure"))?;
+    else {
+        // The conditional update refused: an accept took a seat the new
+        // capacity lacks (→ 409), or the measure changed otherwise (→ 412).
+        return Err(match repository::measures::find(db, current.id).await? {
+            Some(now) if now.seats_taken > fields.capacity => capacity_below_seats(fields.capacity, now.seats_taken),
+            Some(_) => ApiError::stale("measure"),
+            None => not_found(),
+        });
+    };
     super::webhooks::measure_changed(db, &model, false).await?;
     Ok(model)
 }

@@ -8,7 +8,7 @@ use super::{clients as client_service, cursor::CursorCodec, cursor::Position};
 use crate::{
     auth::{Principal, Role},
     domain::{
-        audit::AuditContext,
+        audit::{AuditContext, AuditEntry, action},
         clients::age_on,
         codes::{
             ClientStatus, CodeList, MeasureStatus, Outcome, ReasonCode, ReferralAction, ReferralStatus, TargetGroup,
@@ -198,13 +198,78 @@ pub async fn get(db: &impl ConnectionTrait, principal: &Principal, id: Uuid) -> 
     repository::referrals::find(db, &scope_for(principal), id).await?.ok_or_else(not_found)
 }
 
+/// A visible referral and its history.
 pub async fn events(
     db: &impl ConnectionTrait,
     principal: &Principal,
     id: Uuid,
-) -> Result<Vec<referral_event::Model>, ApiError> {
-    get(db, principal, id).await?;
-    Ok(repository::referrals::events(db, id).await?)
+) -> Result<(Model, Vec<referral_event::Model>), ApiError> {
+    let referral = get(db, principal, id).await?;
+    let history = repository::referrals::events(db, id).await?;
+    Ok((referral, history))
+}
+
+/// Whether `principal` may read the free text of `referral` — its `note`,
+/// `reason_note` and the events' notes (SPEC §3 Referrals): office staff and
+/// the referring job centre always; the receiving provider or employer only
+/// when the client consented to sharing with providers
+/// (`client_consented`). Decided per role: a token that is also a job centre
+/// gets the text only of the referrals that job centre made.
+pub fn may_read_free_text(principal: &Principal, referral: &Model, client_consented: bool) -> bool {
+    principal.is_office() || principal.acts_for(Role::Jobcenter, &referral.referring_org) || client_consented
+}
+
+/// The clients among `referrals` who consented to sharing with providers.
+pub async fn consenting_clients(
+    db: &impl ConnectionTrait,
+    referrals: &[Model],
+) -> Result<std::collections::HashSet<Uuid>, ApiError> {
+    let ids: Vec<Uuid> = referrals.iter().map(|r| r.client_id).collect();
+    Ok(repository::clients::consenting(db, &ids).await?)
+}
+
+/// A replayed create shows the stored referral — with its note — again: a
+/// read like any other, audited as `referral.note_read` for each replayed
+/// referral that carries a note (`(referral id if known, client id)`).
+pub async fn audit_replayed_notes(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    response: &actix_web::HttpResponse,
+    with_note: &[(Option<Uuid>, Uuid)],
+) -> Result<(), ApiError> {
+    if !response.headers().contains_key(super::idempotency::REPLAYED_HEADER) || with_note.is_empty() {
+        return Ok(());
+    }
+    let entries: Vec<AuditEntry> = with_note
+        .iter()
+        .map(|(referral, client)| AuditEntry {
+            action: action::REFERRAL_NOTE_READ,
+            resource: "referral",
+            resource_id: *referral,
+            client_id: Some(*client),
+        })
+        .collect();
+    Ok(repository::audit::record(db, audit, &entries).await?)
+}
+
+/// A referral's free text is what people write about the client (health,
+/// debts, family): every answer that shows some is audited, one
+/// `referral.note_read` per referral, before the answer leaves.
+pub async fn audit_free_text_reads(
+    db: &impl ConnectionTrait,
+    audit: &AuditContext,
+    shown: &[&Model],
+) -> Result<(), ApiError> {
+    let entries: Vec<AuditEntry> = shown
+        .iter()
+        .map(|r| AuditEntry {
+            action: action::REFERRAL_NOTE_READ,
+            resource: "referral",
+            resource_id: Some(r.id),
+            client_id: Some(r.client_id),
+        })
+        .collect();
+    Ok(repository::audit::record(db, audit, &entries).await?)
 }
 
 /// The list order and where to continue, from `sort` and `cursor`.
@@ -341,7 +406,6 @@ pub async fn transition(
     };
     check_fields(req)?;
 
-    let at = now();
     let fields = StatusFields {
         reason_code: req.reason_code.map(|r| r.as_str()),
         reason_note: req.reason_note.as_deref(),
@@ -349,27 +413,72 @@ pub async fn transition(
         outcome: req.outcome.map(|o| o.as_str()),
         outcome_on: req.outcome_on,
     };
-    let updated = repository::referrals::set_status(db, &current, to, &fields, at)
-        .await?
-        .ok_or_else(|| ApiError::stale("referral"))?;
-    apply_counters(db, &current, from, to).await?;
+    let org = principal.org_or_office();
+    let actor = Actor { sub: &principal.sub, org: Some(&org) };
+    let change = StatusChange { from, to, action: req.action, event_note: fields.reason_note };
+    change_status(db, &current, change, &fields, &actor, now()).await?.ok_or_else(|| ApiError::stale("referral"))
+}
+
+/// Who changed a referral's status, as its event records it.
+pub struct Actor<'a> {
+    /// The token's `sub`, or `ostwerk` for the service itself.
+    pub sub: &'a str,
+    pub org: Option<&'a str>,
+}
+
+/// One step of the status machine, already checked against it.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub from: ReferralStatus,
+    pub to: ReferralStatus,
+    pub action: ReferralAction,
+    /// The event's `reason_note`: the caller's `reason_note`, or the service's own words for expiry.
+    pub event_note: Option<&'a str>,
+}
+
+/// The one way a referral's status changes — API transitions and expiry
+/// alike, so none of them can forget a part. In the caller's transaction it
+/// writes the referral (only if it is still at the status and version the
+/// caller read), moves the seats / positions of its measure or vacancy
+/// (bumping their version), appends the event, and writes the webhook outbox
+/// rows: `referral.status_changed`, and `measure.changed` when seats moved.
+/// `None` when the referral moved on meanwhile (nothing was written).
+pub async fn change_status(
+    db: &impl ConnectionTrait,
+    current: &Model,
+    change: StatusChange<'_>,
+    fields: &StatusFields<'_>,
+    actor: &Actor<'_>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Model>, ApiError> {
+    let StatusChange { from, to, action, event_note } = change;
+    let Some(updated) = repository::referrals::set_status(db, current, to, fields, at).await? else {
+        return Ok(None);
+    };
+    let seats_moved = apply_counters(db, current, from, to, at).await?;
     repository::referrals::record_event(
         db,
         &NewEvent {
             referral_id: current.id,
             from_status: Some(from),
             to_status: to,
-            action: req.action.as_str(),
+            action: action.as_str(),
             reason_code: fields.reason_code,
-            reason_note: fields.reason_note,
-            actor: &principal.sub,
-            actor_org: Some(&principal.org_or_office()),
+            reason_note: event_note,
+            actor: actor.sub,
+            actor_org: actor.org,
             at,
         },
     )
     .await?;
     super::webhooks::referral_status_changed(db, &updated, from).await?;
-    Ok(updated)
+    if seats_moved && let Some(measure_id) = current.measure_id {
+        let measure = repository::measures::find(db, measure_id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("measure {measure_id} of a referral is gone")))?;
+        super::webhooks::measure_changed(db, &measure, false).await?;
+    }
+    Ok(Some(updated))
 }
 
 /// Required and inapplicable fields of each action (`422`).
@@ -401,19 +510,26 @@ fn check_fields(req: &TransitionRequest) -> Result<(), ApiError> {
 }
 
 /// Moves seats, waitlist and positions with the referral; `409` when full.
+/// True when the measure's seats changed (its free seats are news to subscribers).
 async fn apply_counters(
     db: &impl ConnectionTrait,
     referral: &Model,
     from: ReferralStatus,
     to: ReferralStatus,
-) -> Result<(), ApiError> {
-    let fits = match (referral.measure_id, referral.vacancy_id) {
-        (Some(m), _) => repository::referrals::adjust_measure(db, m, counter_change(from, to, true)).await?,
-        (None, Some(v)) => repository::referrals::adjust_vacancy(db, v, counter_change(from, to, false)).await?,
-        _ => true,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, ApiError> {
+    let (fits, seats_moved) = match (referral.measure_id, referral.vacancy_id) {
+        (Some(m), _) => {
+            let change = counter_change(from, to, true);
+            (repository::referrals::adjust_measure(db, m, change, at).await?, change.seats_taken != 0)
+        }
+        (None, Some(v)) => {
+            (repository::referrals::adjust_vacancy(db, v, counter_change(from, to, false), at).await?, false)
+        }
+        _ => (true, false),
     };
     if fits {
-        return Ok(());
+        return Ok(seats_moved);
     }
     Err(ApiError::new(
         Problem::CapacityExhausted,
@@ -424,6 +540,9 @@ async fn apply_counters(
         },
     ))
 }
+
+/// The event note of an expiry (the service's own words, never about the person).
+const EXPIRY_NOTE: &str = "no answer within the expiry period";
 
 /// Moves `requested` / `on_hold` referrals untouched for `days` to
 /// `expired`, one transaction each. Several instances may run this at once:
@@ -441,32 +560,14 @@ pub async fn expire_due(db: &DatabaseConnection, days: u32) -> Result<u64, ApiEr
         for referral in batch {
             let Some(from) = ReferralStatus::parse(&referral.status) else { continue };
             let txn = db.begin().await?;
-            let at = now();
-            let moved = repository::referrals::set_status(
-                &txn,
-                &referral,
-                ReferralStatus::Expired,
-                &StatusFields::default(),
-                at,
-            )
-            .await?;
-            if moved.is_some() {
-                apply_counters(&txn, &referral, from, ReferralStatus::Expired).await?;
-                repository::referrals::record_event(
-                    &txn,
-                    &NewEvent {
-                        referral_id: referral.id,
-                        from_status: Some(from),
-                        to_status: ReferralStatus::Expired,
-                        action: ReferralAction::Expire.as_str(),
-                        reason_code: None,
-                        reason_note: Some("no answer within the expiry period"),
-                        actor: "ostwerk",
-                        actor_org: None,
-                        at,
-                    },
-                )
-                .await?;
+            let change = StatusChange {
+                from,
+                to: ReferralStatus::Expired,
+                action: ReferralAction::Expire,
+                event_note: Some(EXPIRY_NOTE),
+            };
+            let actor = Actor { sub: "ostwerk", org: None };
+            if change_status(&txn, &referral, change, &StatusFields::default(), &actor, now()).await?.is_some() {
                 expired += 1;
                 progressed = true;
             }

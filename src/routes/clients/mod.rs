@@ -218,6 +218,7 @@ pub async fn erase_client(
     let txn = state.db.begin().await?;
     clients::erase(&txn, &audit, &user, id.into_inner()).await?;
     txn.commit().await?;
+    clients::flush_erased(&state.db).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

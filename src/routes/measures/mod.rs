@@ -136,7 +136,7 @@ pub async fn get_measure(
     request_body(content = MeasureInput, content_type = "application/merge-patch+json"),
     responses(
         (status = 200, description = "The changed measure", body = MeasureDto, headers(("ETag" = String))),
-        (status = 409, description = "Duplicate `measure_number`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "Duplicate `measure_number`, or a capacity below the seats already taken (`capacity-below-seats-taken`, even when an accept wins the race)", body = ProblemDetails, content_type = "application/problem+json"),
     ),
 )]
 #[patch("/measures/{id}")]

@@ -150,9 +150,13 @@ pub struct ReferralDto {
     pub external_id: Option<String>,
     /// The referring organisation (`office` for the office's own staff).
     pub referring_org: String,
+    /// Free text about the client: `null` for a provider or employer when
+    /// the client did not consent to sharing (`consent.share_with_providers`).
+    /// Every answer that shows it is audited.
     pub note: Option<String>,
     pub status: ReferralStatus,
     pub reason_code: Option<ReasonCode>,
+    /// Free text, shown under the same rule as `note`.
     pub reason_note: Option<String>,
     /// `provider` or `client`, for rejected referrals.
     pub rejected_by: Option<String>,
@@ -190,6 +194,19 @@ impl ReferralDto {
     }
 }
 
+impl ReferralDto {
+    /// Drops what people wrote about the client (`note`, `reason_note`), for
+    /// readers who may not see it (SPEC §3: no free text without consent).
+    pub fn withhold_free_text(&mut self) {
+        self.note = None;
+        self.reason_note = None;
+    }
+
+    pub fn shows_free_text(&self) -> bool {
+        self.note.is_some() || self.reason_note.is_some()
+    }
+}
+
 /// One entry of a referral's history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReferralEventDto {
@@ -201,6 +218,8 @@ pub struct ReferralEventDto {
     /// `create`, an action of `referral_actions`, or `expire`.
     pub action: String,
     pub reason_code: Option<ReasonCode>,
+    /// Free text: `null` for a provider or employer when the client did not
+    /// consent to sharing; every answer that shows it is audited.
     pub reason_note: Option<String>,
     /// The `sub` of whoever acted (`ostwerk` for expiry).
     pub actor: String,

@@ -47,19 +47,40 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_referral_events);
 }
 
-/// Providers and employers see a client summary (and reading it is audited).
+/// Shapes referrals for `user`: providers and employers see a client summary
+/// (audited as `referral.client_summary`), and the free text only where
+/// [`referrals::may_read_free_text`] allows it; every answer that shows free
+/// text is audited (`referral.note_read`), whoever reads it.
 async fn to_dtos(
     state: &AppState,
     user: &Principal,
     req: &HttpRequest,
     rows: &[Model],
 ) -> Result<Vec<ReferralDto>, ApiError> {
-    if user.is_office() || !(user.has(Provider) || user.has(Employer)) {
-        return Ok(rows.iter().map(|m| ReferralDto::new(m, None)).collect());
+    let audit = audit_context(user, req);
+    let target_side = !user.is_office() && (user.has(Provider) || user.has(Employer));
+    let summaries = if target_side {
+        let pairs: Vec<(Uuid, Uuid)> = rows.iter().map(|m| (m.id, m.client_id)).collect();
+        repository::clients::summaries(&state.db, &audit, &pairs).await?
+    } else {
+        Default::default()
+    };
+    let mut dtos = Vec::with_capacity(rows.len());
+    let mut shown = Vec::new();
+    for m in rows {
+        let summary = summaries.get(&m.client_id);
+        let consented = summary.is_some_and(|s| s.shared.is_some());
+        let mut dto = ReferralDto::new(m, summary);
+        if !referrals::may_read_free_text(user, m, consented) {
+            dto.withhold_free_text();
+        }
+        if dto.shows_free_text() {
+            shown.push(m);
+        }
+        dtos.push(dto);
     }
-    let pairs: Vec<(Uuid, Uuid)> = rows.iter().map(|m| (m.id, m.client_id)).collect();
-    let summaries = repository::clients::summaries(&state.db, &audit_context(user, req), &pairs).await?;
-    Ok(rows.iter().map(|m| ReferralDto::new(m, summaries.get(&m.client_id))).collect())
+    referrals::audit_free_text_reads(&state.db, &audit, &shown).await?;
+    Ok(dtos)
 }
 
 /// List referrals
@@ -143,11 +164,21 @@ pub async fn create_referral(
     user.require(&CREATE)?;
     let request = body.value.validate()?;
     let audit = audit_context(&user, &req);
-    idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
+    let response = idempotency::run(&state.db, &user, &key, ("POST", req.path(), &body.raw), async |txn| {
         let model = referrals::create(txn, &audit, &user, &request).await?;
         super::common::created(format!("/api/v1/referrals/{}", model.id), &ReferralDto::new(&model, None))
     })
-    .await
+    .await?;
+    if request.note.is_some() && response.status() == StatusCode::CREATED {
+        let id = response
+            .headers()
+            .get(actix_web::http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .and_then(|id| Uuid::parse_str(id).ok());
+        referrals::audit_replayed_notes(&state.db, &audit, &response, &[(id, request.client_id)]).await?;
+    }
+    Ok(response)
 }
 
 /// Refer many clients at once
@@ -186,7 +217,7 @@ pub async fn create_referrals_batch(
     // The items run outside any idempotency transaction (each has its own),
     // so one bad item never undoes the good ones; the key is claimed first,
     // so a replay never runs them again.
-    idempotency::run_self_committing(db, &user, &key, ("POST", req.path(), &body.raw), async || {
+    let response = idempotency::run_self_committing(db, &user, &key, ("POST", req.path(), &body.raw), async || {
         let mut results = Vec::with_capacity(items.len());
         for (index, raw) in items.iter().enumerate() {
             let outcome = async {
@@ -217,7 +248,17 @@ pub async fn create_referrals_batch(
         let body = serde_json::to_value(BatchResponse { results }).map_err(ApiError::internal)?;
         Ok(Created { status: StatusCode::MULTI_STATUS, location: None, body })
     })
-    .await
+    .await?;
+    // The stored answer holds each created item's note; the ids are in the
+    // stored body only, so a replay is audited per client with a note.
+    let with_note: Vec<(Option<Uuid>, Uuid)> = items
+        .iter()
+        .filter_map(|raw| shape::<ReferralInput>(raw).ok()?.validate().ok())
+        .filter(|r| r.note.is_some())
+        .map(|r| (None, r.client_id))
+        .collect();
+    referrals::audit_replayed_notes(db, &audit, &response, &with_note).await?;
+    Ok(response)
 }
 
 /// Get a referral
@@ -307,10 +348,19 @@ pub async fn transition_referral(
 pub async fn list_referral_events(
     state: web::Data<AppState>,
     user: AuthUser,
+    req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&EVENTS)?;
-    let events = referrals::events(&state.db, &user, id.into_inner()).await?;
-    Ok(HttpResponse::Ok()
-        .json(ListOf { items: events.iter().map(ReferralEventDto::from).collect(), next_cursor: None }))
+    let (referral, events) = referrals::events(&state.db, &user, id.into_inner()).await?;
+    let consented = referrals::consenting_clients(&state.db, std::slice::from_ref(&referral)).await?;
+    let free_text = referrals::may_read_free_text(&user, &referral, consented.contains(&referral.client_id));
+    let mut items: Vec<ReferralEventDto> = events.iter().map(ReferralEventDto::from).collect();
+    if !free_text {
+        items.iter_mut().for_each(|e| e.reason_note = None);
+    }
+    if items.iter().any(|e| e.reason_note.is_some()) {
+        referrals::audit_free_text_reads(&state.db, &audit_context(&user, &req), &[&referral]).await?;
+    }
+    Ok(HttpResponse::Ok().json(ListOf { items, next_cursor: None }))
 }
