@@ -1,7 +1,7 @@
 //! `AuthUser`: the bearer-token extractor every protected handler takes.
 use std::{future::Future, pin::Pin};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 
 use super::Principal;
 use crate::{error::ApiError, startup::AppState};
@@ -25,10 +25,14 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token?;
             let principal = state.auth.verify(&token).await?;
+            if let Some(org) = &principal.org {
+                req.extensions_mut().insert(crate::http::request_context::AccessLogOrg(org.clone()));
+            }
             state.rate_limit.check(&principal)?;
             Ok(AuthUser(principal))
         })

@@ -10,5 +10,6 @@ pub mod measures;
 pub mod paging;
 pub mod providers;
 pub mod referrals;
+pub mod retention;
 pub mod statistics;
 pub mod webhooks;
