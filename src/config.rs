@@ -353,7 +353,8 @@ mod tests {
     #[test]
     fn password_of_a_malformed_url_is_redacted() {
         assert_eq!(redact("postgres//u:secret@h/db"), "postgres//u:***@h/db");
-        assert_eq!(redact("postgres:/u:secret@h/db"), "postgres:/u:***@h/db");
+        // Without `//` the userinfo is not delimited: hide everything after the first `:`.
+        assert_eq!(redact("postgres:/u:pa/ss@h/db"), "postgres:***@h/db");
         assert_eq!(redact("postgres://u:secret@h:99999/db"), "postgres://u:***@h:99999/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("cannot open postgres:u:secret@h (bad)"), "cannot open postgres:***@h (bad)");

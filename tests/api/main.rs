@@ -16,6 +16,7 @@ mod funding;
 mod fuzz_regressions;
 mod matching;
 mod measures;
+mod operations;
 mod ops;
 mod providers;
 mod referral_fixtures;
