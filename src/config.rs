@@ -256,7 +256,10 @@ impl Settings {
             }
         };
         // 1 would suppress nothing: statistics must stay anonymous.
-        check(self.stats_min_cell >= 2, format!("OSTWERK_STATS_MIN_CELL must be at least 2 (is {})", self.stats_min_cell));
+        check(
+            self.stats_min_cell >= 2,
+            format!("OSTWERK_STATS_MIN_CELL must be at least 2 (is {})", self.stats_min_cell),
+        );
         check(
             (1..=3650).contains(&self.referral_expiry_days),
             format!("OSTWERK_REFERRAL_EXPIRY_DAYS must be between 1 and 3650 (is {})", self.referral_expiry_days),
@@ -304,10 +307,7 @@ impl Settings {
 /// `OSTWERK_*` variables in `vars` that no setting reads, each with the
 /// nearest known name when one is close (a typo such as `OSTWERK_JWT_SECRETT`
 /// otherwise silently leaves the setting at its default).
-pub fn unknown_variables(
-    known: &[String],
-    vars: impl IntoIterator<Item = String>,
-) -> Vec<(String, Option<String>)> {
+pub fn unknown_variables(known: &[String], vars: impl IntoIterator<Item = String>) -> Vec<(String, Option<String>)> {
     let mut unknown: Vec<(String, Option<String>)> = vars
         .into_iter()
         .filter(|v| v.starts_with("OSTWERK_") && !known.contains(v))

@@ -67,7 +67,7 @@ fn session_timeouts(statement_ms: u64, lock_ms: u64) -> Vec<(&'static str, Strin
 
 /// The key of the advisory lock held while migrating (any fixed 64-bit
 /// number; this one spells "ostwerk" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6f73_7477_6572_6b;
+const MIGRATION_LOCK: i64 = 0x006f_7374_7765_726b;
 
 /// Applies pending migrations. On PostgreSQL several instances may start at
 /// once on an empty database; without a lock two of them create the same
@@ -156,7 +156,9 @@ async fn refuse_newer_schema(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// Versions recorded in `seaql_migrations` (none when the table is missing).
 async fn applied_migrations(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
     let exists_sql = match db.get_database_backend() {
-        DbBackend::Postgres => "SELECT 1 AS x FROM information_schema.tables WHERE table_name = 'seaql_migrations' AND table_schema = current_schema()",
+        DbBackend::Postgres => {
+            "SELECT 1 AS x FROM information_schema.tables WHERE table_name = 'seaql_migrations' AND table_schema = current_schema()"
+        }
         _ => "SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'seaql_migrations'",
     };
     if db.query_one_raw(Statement::from_string(db.get_database_backend(), exists_sql)).await?.is_none() {
@@ -177,17 +179,17 @@ pub fn busy_cause(err: &DbErr) -> Option<&'static str> {
     use sea_orm::sqlx::Error;
     match err {
         DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => Some("acquire_timeout"),
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Conn(RuntimeErr::SqlxError(e)) => {
-            match &**e {
-                Error::PoolTimedOut => Some("acquire_timeout"),
-                Error::Database(db) => match db.code().as_deref() {
-                    Some("55P03") => Some("lock_timeout"),
-                    Some("57014") => Some("statement_timeout"),
-                    _ => None,
-                },
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => match &**e {
+            Error::PoolTimedOut => Some("acquire_timeout"),
+            Error::Database(db) => match db.code().as_deref() {
+                Some("55P03") => Some("lock_timeout"),
+                Some("57014") => Some("statement_timeout"),
                 _ => None,
-            }
-        }
+            },
+            _ => None,
+        },
         _ => None,
     }
 }

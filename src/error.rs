@@ -329,7 +329,10 @@ mod tests {
         let err = anyhow::anyhow!("connection refused")
             .context("Connection Error: connection refused")
             .context("cannot open the database postgres://u:secret@h/db");
-        assert_eq!(cause_chain(&err), "cannot open the database postgres://u:***@h/db: Connection Error: connection refused");
+        assert_eq!(
+            cause_chain(&err),
+            "cannot open the database postgres://u:***@h/db: Connection Error: connection refused"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ async fn main() -> std::process::ExitCode {
     let serving = matches!(cli.command, None | Some(ostwerk::cli::Command::Serve { .. }));
     telemetry::init(&cli.settings.log, &cli.settings.log_format, !serving);
     let known = ostwerk::cli::known_variables();
-    for (name, nearest) in config::unknown_variables(&known, std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())) {
+    for (name, nearest) in
+        config::unknown_variables(&known, std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+    {
         match nearest {
             Some(nearest) => tracing::warn!("unknown variable {name} is ignored; did you mean {nearest}?"),
             None => tracing::warn!("unknown variable {name} is ignored"),

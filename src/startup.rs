@@ -84,8 +84,8 @@ impl Application {
         let server = serve(listener, state.clone(), &settings)?;
         let metrics_server = match settings.metrics_addr {
             Some(addr) => {
-                let listener =
-                    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr} (OSTWERK_METRICS_ADDR)"))?;
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (OSTWERK_METRICS_ADDR)"))?;
                 let metrics_port = listener.local_addr()?.port();
                 Some((serve_metrics(listener, state.clone())?, metrics_port))
             }
@@ -206,7 +206,7 @@ async fn expire_referrals(state: web::Data<AppState>) {
         metrics::record_job_run("expiry", outcome.is_ok());
         match outcome {
             Ok(n) => {
-                metrics::record_referrals_expired(n as u64);
+                metrics::record_referrals_expired(n);
                 if n > 0 {
                     tracing::info!(expired = n, "unanswered referrals expired");
                 }

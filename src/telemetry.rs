@@ -23,7 +23,9 @@ pub fn init(filter: &str, format: &str, to_stderr: bool) {
     });
     let result = if format == "json" {
         registry
-            .with(fmt::layer().json().with_ansi(false).with_current_span(true).with_span_list(false).with_writer(writer))
+            .with(
+                fmt::layer().json().with_ansi(false).with_current_span(true).with_span_list(false).with_writer(writer),
+            )
             .try_init()
     } else {
         registry.with(fmt::layer().with_target(false).with_ansi(ansi).with_writer(writer)).try_init()

@@ -42,7 +42,8 @@ pub struct Reapplied {
 /// transaction per client, recorded in the audit log as done by `actor`.
 pub async fn reapply_erasures(db: &DatabaseConnection, ids: &[Uuid], actor: &str) -> Result<Reapplied, ApiError> {
     let principal = Principal { sub: actor.to_owned(), iss: None, roles: vec![Role::Admin], org: None };
-    let audit = AuditContext { actor: actor.to_owned(), actor_org: None, request_id: format!("cli-{}", Uuid::now_v7()) };
+    let audit =
+        AuditContext { actor: actor.to_owned(), actor_org: None, request_id: format!("cli-{}", Uuid::now_v7()) };
     let mut done = Reapplied::default();
     for id in ids {
         let txn = db.begin().await?;

@@ -619,11 +619,9 @@ async fn access_log_names_the_org_and_the_reason_of_a_refusal_but_never_the_toke
 
 #[tokio::test]
 async fn nonsense_settings_refuse_to_start() {
-    for (variable, value) in [
-        ("OSTWERK_STATS_MIN_CELL", "0"),
-        ("OSTWERK_REFERRAL_EXPIRY_DAYS", "0"),
-        ("OSTWERK_DB_MAX_CONNECTIONS", "0"),
-    ] {
+    for (variable, value) in
+        [("OSTWERK_STATS_MIN_CELL", "0"), ("OSTWERK_REFERRAL_EXPIRY_DAYS", "0"), ("OSTWERK_DB_MAX_CONNECTIONS", "0")]
+    {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
         let (mut cmd, _database) = serve_command(&dir, &format!("127.0.0.1:{}", free_port())).await;
@@ -678,8 +676,7 @@ async fn erasures_export_lists_every_erased_client_and_no_other() {
     // Act
     let output = run_against(&app, &["erasures", "export"], &[]);
     // Assert
-    let listed: Vec<String> =
-        text(&output.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect();
+    let listed: Vec<String> = text(&output.stdout).lines().filter(|l| !l.starts_with('#')).map(str::to_owned).collect();
     assert_eq!(listed, vec![erased]);
     assert!(!text(&output.stdout).contains(&kept));
 }
