@@ -93,6 +93,7 @@ async fn serve_command(dir: &tempfile::TempDir, addr: &str) -> (Command, FreshDa
 }
 
 async fn wait_until_live(base: &str, child: &mut Running) {
+    ostwerk::startup::install_crypto_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
