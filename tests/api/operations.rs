@@ -112,6 +112,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Runs a command that must refuse to start; a command that starts
+/// serving instead is killed after 30 s (and the test fails).
+fn run_refused(cmd: &mut Command) -> Output {
+    let mut child = Running(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let mut stderr = child.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stderr.read_to_end(&mut out).unwrap();
+        out
+    });
+    let status = child.wait_timeout(Duration::from_secs(30)).expect("ostwerk started instead of refusing");
+    Output { status, stdout: Vec::new(), stderr: reader.join().unwrap() }
+}
+
 fn refused_start(output: &Output) -> String {
     let stderr = text(&output.stderr);
     assert!(!output.status.success(), "ostwerk started: {stderr}");
@@ -143,8 +157,10 @@ async fn instance(app: &TestApp, change: impl FnOnce(&mut Settings)) -> Instance
 }
 
 impl Instance {
+    /// A request that must be answered within 20 s (a lock wait must not hang it).
     async fn get(&self, path: &str, caller: &Caller) -> reqwest::Response {
-        reqwest::Client::new().get(format!("{}{path}", self.base)).bearer_auth(token_for(caller)).send().await.unwrap()
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        client.get(format!("{}{path}", self.base)).bearer_auth(token_for(caller)).send().await.expect("an answer")
     }
 }
 
@@ -165,7 +181,7 @@ fn misspelt_database_url_outside_development_mode_refuses_to_start() {
         .env("OSTWERK_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("DATABSE_URL", "postgres://ostwerk@127.0.0.1/ostwerk");
     // Act
-    let output = cmd.output().unwrap();
+    let output = run_refused(&mut cmd);
     // Assert
     let stderr = refused_start(&output);
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
@@ -285,9 +301,9 @@ async fn serve_without_migrations_refuses_a_schema_behind_the_binary() {
     // Arrange
     let dir = tempfile::tempdir().unwrap();
     let (mut cmd, _database) = serve_command(&dir, &format!("127.0.0.1:{}", free_port())).await;
-    cmd.arg("--no-migrate").stderr(Stdio::piped());
+    cmd.arg("--no-migrate");
     // Act
-    let output = cmd.output().unwrap();
+    let output = run_refused(&mut cmd);
     // Assert
     let stderr = refused_start(&output);
     assert!(stderr.contains("schema is behind") && stderr.contains("ostwerk migrate"), "{stderr}");
@@ -626,9 +642,9 @@ async fn nonsense_settings_refuse_to_start() {
         // Arrange
         let dir = tempfile::tempdir().unwrap();
         let (mut cmd, _database) = serve_command(&dir, &format!("127.0.0.1:{}", free_port())).await;
-        cmd.env(variable, value).stderr(Stdio::piped());
+        cmd.env(variable, value);
         // Act
-        let output = cmd.output().unwrap();
+        let output = run_refused(&mut cmd);
         // Assert
         let stderr = refused_start(&output);
         assert!(stderr.contains(variable), "{variable}={value}: {stderr}");
