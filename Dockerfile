@@ -6,14 +6,22 @@
 #   docker run --rm -p 8080:8080 -e OSTWERK_JWT_SECRET=... -e DATABASE_URL=postgres://... ostwerk
 #
 # Needs BuildKit (the default builder since Docker 23) for the cache mounts below.
-# To build with another toolchain: --build-arg RUST_VERSION=1 (the newest stable 1.x).
+#
+# Base images are pinned by digest, so a rebuild uses the very bytes that
+# were tested, not whatever the tag points to that day. To move to newer
+# images (security updates), resolve the tags and update both lines:
+#   docker buildx imagetools inspect rust:1.95-bookworm     # "Digest: sha256:…"
+#   docker buildx imagetools inspect debian:bookworm-slim
+# or build once with another image: --build-arg RUST_IMAGE=rust:1-bookworm.
+# Keep the builder and runtime on the same Debian release (glibc).
 
-ARG RUST_VERSION=1.95
+ARG RUST_IMAGE=rust:1.95-bookworm@sha256:6258907abe69656e41cd992e0b705cdcfabcbbe3db374f92ed2d47121282d4a1
+ARG RUNTIME_IMAGE=debian:bookworm-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 
 # ---------------------------------------------------------------------------
 # Build stage
 # ---------------------------------------------------------------------------
-FROM rust:${RUST_VERSION}-bookworm AS builder
+FROM ${RUST_IMAGE} AS builder
 WORKDIR /build
 
 # Only what the build needs: the workspace manifest and lock file, the
@@ -42,7 +50,7 @@ RUN --mount=type=cache,id=ostwerk-cargo-registry,target=/usr/local/cargo/registr
 # Same Debian release as the builder, so the glibc the binary was linked
 # against is present. TLS is rustls, so OpenSSL isn't needed; the CA bundle
 # is, for outbound HTTPS (for example, fetching a JWKS).
-FROM debian:bookworm-slim AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="ostwerk" \
       org.opencontainers.image.description="Back office API of a district employment-development office" \

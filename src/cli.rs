@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use migration::{Migrator, MigratorTrait};
 
 use crate::{
     auth::{DevToken, Role, mint_hs256},
@@ -34,8 +33,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP API (the default).
-    Serve,
-    /// Apply pending database migrations and exit.
+    Serve {
+        /// Do not migrate; refuse to start if the schema is behind (for a DML-only database role).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending database migrations and exit (as the schema owner).
     Migrate,
     /// Print a signed token (needs OSTWERK_JWT_SECRET).
     Token {
@@ -71,17 +74,95 @@ pub enum Command {
     ExpireReferrals,
     /// Replace the `districts` code list from a CSV file with the columns code,label_de,label_en.
     ImportDistricts { file: PathBuf },
+    /// Delete audit events older than OSTWERK_AUDIT_RETENTION_DAYS (for cron; `serve` also does it hourly).
+    PurgeAudit,
+    /// Carry erasures over a restore: `export` lists erased client ids, `reapply FILE` erases them again.
+    #[command(subcommand)]
+    Erasures(Erasures),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Erasures {
+    /// Print the id of every erased client, one per line (keep the file with the backups).
+    Export,
+    /// Erase again every client listed in FILE (after restoring an older backup).
+    Reapply { file: PathBuf },
+}
+
+/// Every environment variable a setting reads (for the unknown-variable warning).
+pub fn known_variables() -> Vec<String> {
+    use clap::CommandFactory;
+    let flags =
+        Cli::command().get_arguments().filter_map(|a| a.get_env()).filter_map(|e| e.to_str()).map(str::to_owned);
+    flags.chain(crate::config::SECRET_VARIABLES.map(str::to_owned)).collect()
+}
+
+impl Command {
+    /// Whether the command opens the database.
+    fn uses_database(&self) -> bool {
+        !matches!(self, Command::Token { .. } | Command::Openapi)
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = cli.settings;
     settings.read_jwt_secrets()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let command = cli.command.unwrap_or(Command::Serve { no_migrate: false });
+    let has_key = settings.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
+        || settings.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+    if command.uses_database() && has_key && settings.database_url_defaulted {
+        // A misspelt DATABASE_URL would otherwise run production on a
+        // SQLite file in the working directory (inside a container: lost).
+        bail!(
+            "DATABASE_URL is not set: outside development mode (a JWT key is configured) the database must be named explicitly"
+        );
+    }
+    match command {
+        Command::Serve { no_migrate } => {
+            if no_migrate {
+                settings.migrate = false;
+            }
+            serve(settings).await
+        }
         Command::Migrate => {
             let db = db::connect(&settings).await?;
-            Migrator::up(&db, None).await?;
+            db::migrate(&db, &settings).await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::PurgeAudit => {
+            if settings.audit_retention_days == 0 {
+                bail!("OSTWERK_AUDIT_RETENTION_DAYS is 0 (keep forever): nothing to purge");
+            }
+            let db = open_migrated(&settings).await?;
+            let n = crate::service::retention::purge_audit(&db, settings.audit_retention_days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{n} audit events older than {} days deleted", settings.audit_retention_days);
+            Ok(())
+        }
+        Command::Erasures(Erasures::Export) => {
+            let db = open_migrated(&settings).await?;
+            let ids = crate::service::retention::erased_client_ids(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("# ostwerk erasures export {} ({} erased clients)", chrono::Utc::now().to_rfc3339(), ids.len());
+            for id in ids {
+                println!("{id}");
+            }
+            Ok(())
+        }
+        Command::Erasures(Erasures::Reapply { file }) => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ids = crate::service::retention::parse_erasure_list(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let db = open_migrated(&settings).await?;
+            let done = crate::service::retention::reapply_erasures(&db, &ids, "ostwerk-erasures-reapply")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{} clients erased again, {} already erased, {} not in this database",
+                done.erased, done.already_erased, done.unknown
+            );
             Ok(())
         }
         Command::Token { role, org, sub, ttl } => {
@@ -94,8 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if !demo && clients == 0 && referrals == 0 {
                 bail!("say what to seed: --demo, or --clients N [--referrals M]");
             }
-            let db = db::connect(&settings).await?;
-            Migrator::up(&db, None).await?;
+            let db = open_migrated(&settings).await?;
             if demo {
                 println!("{}", crate::seed::demo(&db).await?);
             }
@@ -110,8 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ImportDistricts { file } => import_districts(&settings, &file).await,
         Command::ExpireReferrals => {
-            let db = db::connect(&settings).await?;
-            Migrator::up(&db, None).await?;
+            let db = open_migrated(&settings).await?;
             let n = crate::service::referrals::expire_due(&db, settings.referral_expiry_days)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -119,6 +198,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Opens the database and migrates it (or, with `OSTWERK_MIGRATE=false`,
+/// checks that it needs no migration).
+async fn open_migrated(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let db = db::connect(settings)
+        .await
+        .with_context(|| format!("cannot open the database {}", crate::config::redact_url(&settings.database_url)))?;
+    if settings.migrate {
+        db::migrate(&db, settings).await?;
+    } else {
+        db::check_schema(&db).await?;
+    }
+    Ok(db)
 }
 
 /// Mints an HS256 token with the configured issuer and audience.
@@ -196,7 +289,14 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         print_dev_banner(&settings, &secret)?;
     }
     let app = Application::build(settings.clone()).await?;
-    tracing::info!(addr = %settings.addr, port = app.port(), database = %crate::config::redact_url(&settings.database_url), "Ostwerk listening");
+    tracing::info!(
+        addr = %settings.addr,
+        port = app.port(),
+        metrics_port = app.metrics_port(),
+        database = %crate::config::redact_url(&settings.database_url),
+        migrate = settings.migrate,
+        "Ostwerk listening"
+    );
     app.run_until_stopped().await?;
     tracing::info!("stopped");
     Ok(())
@@ -243,8 +343,7 @@ async fn import_districts(settings: &Settings, file: &PathBuf) -> anyhow::Result
     if codes.is_empty() {
         bail!("{} holds no districts", file.display());
     }
-    let db = db::connect(settings).await?;
-    Migrator::up(&db, None).await?;
+    let db = open_migrated(settings).await?;
     repository::districts::replace_all(&db, &codes).await?;
     println!("{} districts imported", codes.len());
     Ok(())

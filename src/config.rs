@@ -130,9 +130,39 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_WORKERS", default_value_t = 0, global = true)]
     pub workers: usize,
 
-    /// Seconds to let in-flight requests finish on SIGTERM.
+    /// Seconds to let in-flight requests finish on SIGTERM or SIGINT.
     #[arg(long, env = "OSTWERK_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
     pub shutdown_timeout: u64,
+
+    // --- Operations (database safety, metrics, retention) ---
+    /// Apply pending migrations when `serve` starts (`false` for a DML-only database role; see `--no-migrate`).
+    #[arg(long, env = "OSTWERK_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub migrate: bool,
+
+    /// PostgreSQL `statement_timeout` per connection, in milliseconds (0: none).
+    #[arg(long, env = "OSTWERK_DB_STATEMENT_TIMEOUT_MS", default_value_t = 30_000, global = true)]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL `lock_timeout` per connection, in milliseconds (0: none).
+    #[arg(long, env = "OSTWERK_DB_LOCK_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub db_lock_timeout_ms: u64,
+
+    /// Milliseconds a request waits for a free database connection before it is answered `503`.
+    #[arg(long, env = "OSTWERK_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub db_acquire_timeout_ms: u64,
+
+    /// Serve `/metrics` on this separate address only (unset: on the main address).
+    #[arg(long, env = "OSTWERK_METRICS_ADDR", global = true)]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Days to keep audit events (0: keep forever); `serve` purges older ones hourly.
+    #[arg(long, env = "OSTWERK_AUDIT_RETENTION_DAYS", default_value_t = 0, global = true)]
+    pub audit_retention_days: u32,
+
+    /// Whether `DATABASE_URL` fell back to its default (set by `main` from
+    /// clap's value source; a misspelt variable must not silently mean SQLite).
+    #[arg(skip)]
+    pub database_url_defaulted: bool,
 }
 
 impl Settings {
@@ -214,19 +244,197 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// Hides the password of a database URL for logging.
+/// Hides the password of a database URL for logging (see [`redact`]).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
-        }
-        _ => url.to_owned(),
+    redact(url)
+}
+
+/// Hides every credential in a text that may quote a database URL or a
+/// connection string: the password of any `user:password@host` (also in
+/// malformed URLs such as `postgres//u:p@h` or with a bad port), and the
+/// value of any `password=` / `passwd=` / `pwd=` parameter (`?password=…`,
+/// `sslpassword=…`, libpq `key=value` strings). Over-redacting is fine;
+/// a password in a log is not.
+pub fn redact(text: &str) -> String {
+    redact_password_params(&redact_userinfo(text))
+}
+
+fn is_token_boundary(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '[' | ']' | '{' | '}' | ',')
+}
+
+fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| !is_token_boundary(c)) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(is_token_boundary).unwrap_or(rest.len());
+        out.push_str(&redact_token(&rest[..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One whitespace-free token: the userinfo is what lies between the last
+/// `//` (or the token's start) and the last `@`; everything after its first
+/// `:` is the password.
+fn redact_token(token: &str) -> String {
+    let Some(at) = token.rfind('@') else { return token.to_owned() };
+    let userinfo_start = token[..at].rfind("//").map(|i| i + 2).unwrap_or(0);
+    match token[userinfo_start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &token[..userinfo_start + colon], &token[at..]),
+        None => token.to_owned(),
     }
 }
 
+fn redact_password_params(text: &str) -> String {
+    const KEYS: [&str; 3] = ["password=", "passwd=", "pwd="];
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let hit = KEYS.iter().filter_map(|k| lower[i..].find(k).map(|pos| (i + pos, k.len()))).min();
+        let Some((pos, key_len)) = hit else { break };
+        let value_start = pos + key_len;
+        let value_end = text[value_start..]
+            .find(|c: char| c == '&' || c == ';' || is_token_boundary(c))
+            .map(|e| value_start + e)
+            .unwrap_or(text.len());
+        out.push_str(&text[i..value_start]);
+        if value_end > value_start {
+            out.push_str("***");
+        }
+        i = value_end;
+    }
+    out.push_str(&text[i.min(text.len())..]);
+    out
+}
+
+/// The levels `OSTWERK_LOG` may name alone; anything else must be `target=level`.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Refuses a log filter that would silently log nothing useful. `EnvFilter`
+/// reads a bare word such as `verbose` as a *target* name, so the filter is
+/// valid syntax and silences every real target; a bare word must be a level.
+pub fn validate_log_filter(filter: &str) -> Result<(), String> {
+    if filter.trim().is_empty() {
+        return Err("OSTWERK_LOG is empty; use a level such as `info`".to_owned());
+    }
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "OSTWERK_LOG={filter:?}: `{directive}` is not a level (use one of {}, or target=level)",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter).map(|_| ()).map_err(|e| format!("OSTWERK_LOG={filter:?}: {e}"))
+}
+
+impl Settings {
+    /// Range checks: settings that parse but make no sense refuse the start
+    /// (each problem named with its variable, all in one line).
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, problem: String| {
+            if !ok {
+                problems.push(problem);
+            }
+        };
+        // 1 would suppress nothing: statistics must stay anonymous.
+        check(
+            self.stats_min_cell >= 2,
+            format!("OSTWERK_STATS_MIN_CELL must be at least 2 (is {})", self.stats_min_cell),
+        );
+        check(
+            (1..=3650).contains(&self.referral_expiry_days),
+            format!("OSTWERK_REFERRAL_EXPIRY_DAYS must be between 1 and 3650 (is {})", self.referral_expiry_days),
+        );
+        check(
+            self.expiry_interval_secs >= 1,
+            format!("OSTWERK_EXPIRY_INTERVAL_SECS must be at least 1 (is {})", self.expiry_interval_secs),
+        );
+        check(
+            (50..=3_600_000).contains(&self.webhook_poll_ms),
+            format!("OSTWERK_WEBHOOK_POLL_MS must be between 50 and 3600000 (is {})", self.webhook_poll_ms),
+        );
+        check(
+            (1..=10_000).contains(&self.db_max_connections),
+            format!("OSTWERK_DB_MAX_CONNECTIONS must be between 1 and 10000 (is {})", self.db_max_connections),
+        );
+        check(self.workers <= 1024, format!("OSTWERK_WORKERS must be at most 1024 (is {})", self.workers));
+        check(
+            self.shutdown_timeout <= 3600,
+            format!("OSTWERK_SHUTDOWN_TIMEOUT must be at most 3600 seconds (is {})", self.shutdown_timeout),
+        );
+        check(
+            (1..=600_000).contains(&self.db_acquire_timeout_ms),
+            format!("OSTWERK_DB_ACQUIRE_TIMEOUT_MS must be between 1 and 600000 (is {})", self.db_acquire_timeout_ms),
+        );
+        check(
+            self.db_lock_timeout_ms <= self.db_statement_timeout_ms || self.db_statement_timeout_ms == 0,
+            format!(
+                "OSTWERK_DB_LOCK_TIMEOUT_MS ({}) must not exceed OSTWERK_DB_STATEMENT_TIMEOUT_MS ({})",
+                self.db_lock_timeout_ms, self.db_statement_timeout_ms
+            ),
+        );
+        check(
+            self.audit_retention_days <= 36_500,
+            format!("OSTWERK_AUDIT_RETENTION_DAYS must be at most 36500 (is {})", self.audit_retention_days),
+        );
+        check(
+            self.metrics_addr.is_none_or(|m| m != self.addr || self.addr.port() == 0),
+            "OSTWERK_METRICS_ADDR must differ from OSTWERK_ADDR".to_owned(),
+        );
+        if problems.is_empty() { Ok(()) } else { Err(format!("invalid settings: {}", problems.join("; "))) }
+    }
+}
+
+/// The secret variables, read from the environment only (never flags, so
+/// they are not among clap's arguments).
+pub const SECRET_VARIABLES: [&str; 3] =
+    ["OSTWERK_JWT_SECRET", "OSTWERK_JWT_SECRET_FILE", "OSTWERK_JWT_PREVIOUS_SECRETS"];
+
+/// `OSTWERK_*` variables in `vars` that no setting reads, each with the
+/// nearest known name when one is close (a typo such as `OSTWERK_JWT_SECRETT`
+/// otherwise silently leaves the setting at its default).
+pub fn unknown_variables(known: &[String], vars: impl IntoIterator<Item = String>) -> Vec<(String, Option<String>)> {
+    let mut unknown: Vec<(String, Option<String>)> = vars
+        .into_iter()
+        .filter(|v| v.starts_with("OSTWERK_") && !known.contains(v))
+        .map(|v| {
+            let nearest = known
+                .iter()
+                .map(|k| (edit_distance(&v, k), k))
+                .min()
+                .filter(|(d, _)| *d <= 3.max(v.len() / 5))
+                .map(|(_, k)| k.clone());
+            (v, nearest)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Levenshtein distance (names are short; the quadratic table is fine).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -234,5 +442,67 @@ mod tests {
     fn database_password_is_redacted() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("sqlite://ostwerk.db"), "sqlite://ostwerk.db");
+    }
+
+    #[test]
+    fn password_of_a_malformed_url_is_redacted() {
+        assert_eq!(redact("postgres//u:secret@h/db"), "postgres//u:***@h/db");
+        // Without `//` the userinfo is not delimited: hide everything after the first `:`.
+        assert_eq!(redact("postgres:/u:pa/ss@h/db"), "postgres:***@h/db");
+        assert_eq!(redact("postgres://u:secret@h:99999/db"), "postgres://u:***@h:99999/db");
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("cannot open postgres:u:secret@h (bad)"), "cannot open postgres:***@h (bad)");
+    }
+
+    #[test]
+    fn password_query_parameters_are_redacted() {
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=secret&x=1"),
+            "postgres://u@h/db?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(redact("postgres://h/db?PASSWORD=secret"), "postgres://h/db?PASSWORD=***");
+        assert_eq!(redact("host=h user=u password=secret dbname=d"), "host=h user=u password=*** dbname=d");
+        assert_eq!(redact("x?sslpassword=k3y&pwd=a;passwd=b"), "x?sslpassword=***&pwd=***;passwd=***");
+    }
+
+    #[test]
+    fn text_without_credentials_is_unchanged() {
+        let text = "mail anna@example.org: sqlite://x.db?mode=rwc failed";
+        assert_eq!(redact(text), text);
+    }
+
+    #[test]
+    fn bare_words_other_than_levels_are_refused_as_log_filter() {
+        assert!(validate_log_filter("verbose").is_err());
+        assert!(validate_log_filter("").is_err());
+        assert!(validate_log_filter("info").is_ok());
+        assert!(validate_log_filter("WARN,ostwerk=debug").is_ok());
+        assert!(validate_log_filter("ostwerk=loud").is_err());
+    }
+
+    #[test]
+    fn misspelt_variables_get_the_nearest_known_name() {
+        let known = vec!["OSTWERK_JWT_SECRET".to_owned(), "OSTWERK_LOG".to_owned()];
+        let found = unknown_variables(
+            &known,
+            ["OSTWERK_JWT_SECRETT", "OSTWERK_LOG", "OSTWERK_SOMETHING_ELSE_ENTIRELY", "PATH"].map(str::to_owned),
+        );
+        assert_eq!(
+            found,
+            vec![
+                ("OSTWERK_JWT_SECRETT".to_owned(), Some("OSTWERK_JWT_SECRET".to_owned())),
+                ("OSTWERK_SOMETHING_ELSE_ENTIRELY".to_owned(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn nonsense_settings_are_refused() {
+        let mut settings = Settings::defaults().unwrap();
+        assert_eq!(settings.validate(), Ok(()));
+        settings.stats_min_cell = 0;
+        settings.referral_expiry_days = 0;
+        let err = settings.validate().unwrap_err();
+        assert!(err.contains("OSTWERK_STATS_MIN_CELL") && err.contains("OSTWERK_REFERRAL_EXPIRY_DAYS"), "{err}");
     }
 }

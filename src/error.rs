@@ -95,7 +95,7 @@ problems! {
     HeaderFieldsTooLarge = (431, "request-header-fields-too-large", "Request header fields too large", "Anfragekopf zu groß");
     /// An unexpected error; details are in the server log under the request id.
     Internal = (500, "internal", "Internal server error", "Interner Fehler");
-    /// The database is unreachable; retry after the given seconds.
+    /// The database is unreachable or the service is busy (no free connection, a lock wait or statement timed out); retry after the given seconds.
     ServiceUnavailable = (503, "service-unavailable", "Service unavailable", "Dienst nicht verfügbar");
 }
 
@@ -204,6 +204,15 @@ impl ApiError {
             ..Self::new(Problem::ServiceUnavailable, "The database is unreachable; please retry shortly.")
         }
     }
+    /// `503` for load, not an outage: the pool had no free connection in
+    /// time, or a lock wait / statement hit its timeout.
+    pub fn busy(source: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(source.into()),
+            retry_after: Some(2),
+            ..Self::new(Problem::ServiceUnavailable, "The service is busy; please retry shortly.")
+        }
+    }
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.errors = errors;
         self
@@ -241,7 +250,7 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.problem.slug(), self.detail)?;
         if let Some(source) = &self.source {
-            write!(f, " (cause: {source:#})")?;
+            write!(f, " (cause: {})", cause_chain(source))?;
         }
         Ok(())
     }
@@ -290,7 +299,10 @@ impl ResponseError for ApiError {
 /// constraint means what (see `repository::constraint`).
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        if crate::db::is_unavailable(&err) {
+        if let Some(cause) = crate::db::busy_cause(&err) {
+            crate::http::metrics::record_db_busy(cause);
+            ApiError::busy(err)
+        } else if crate::db::is_unavailable(&err) {
             ApiError::unavailable(err)
         } else if crate::repository::is_capacity_violation(&err) {
             // The database's last line of defence held where a service-level
@@ -302,9 +314,38 @@ impl From<DbErr> for ApiError {
     }
 }
 
+/// An error and its causes as one line, `a: b: c`, each cause once:
+/// sea-orm and sqlx wrap errors whose `Display` already includes their
+/// source, so `{:#}` would print the same text two or three times.
+pub fn cause_chain(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    crate::config::redact(&line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once_and_credentials_never() {
+        let err = anyhow::anyhow!("connection refused")
+            .context("Connection Error: connection refused")
+            .context("cannot open the database postgres://u:secret@h/db");
+        assert_eq!(
+            cause_chain(&err),
+            "cannot open the database postgres://u:***@h/db: Connection Error: connection refused"
+        );
+    }
 
     #[test]
     fn every_problem_slug_is_unique_and_status_is_an_error() {

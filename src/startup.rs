@@ -14,7 +14,6 @@ use actix_web::{
 };
 use anyhow::Context;
 use base64::Engine;
-use migration::{Migrator, MigratorTrait};
 use rand::RngCore;
 use sea_orm::DatabaseConnection;
 use utoipa_actix_web::AppExt;
@@ -57,6 +56,7 @@ pub fn install_crypto_provider() {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics_server: Option<(Server, u16)>,
     state: web::Data<AppState>,
 }
 
@@ -72,7 +72,11 @@ impl Application {
         let db = db::connect(&settings).await.with_context(|| {
             format!("cannot open the database {}", crate::config::redact_url(&settings.database_url))
         })?;
-        Migrator::up(&db, None).await.context("database migration failed")?;
+        if settings.migrate {
+            db::migrate(&db, &settings).await?;
+        } else {
+            db::check_schema(&db).await?;
+        }
         let cursor_key = repository::server_keys::get_or_create(&db, "cursor_hmac", random_key).await?;
         auth.warm_up().await;
 
@@ -90,25 +94,89 @@ impl Application {
             settings: settings.clone(),
         });
         let server = serve(listener, state.clone(), &settings)?;
-        Ok(Self { port, server, state })
+        let metrics_server = match settings.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (OSTWERK_METRICS_ADDR)"))?;
+                let metrics_port = listener.local_addr()?.port();
+                Some((serve_metrics(listener, state.clone())?, metrics_port))
+            }
+            None => None,
+        };
+        Ok(Self { port, server, metrics_server, state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Runs until SIGTERM/SIGINT; in-flight requests get the shutdown timeout to finish.
+    /// The port of the separate metrics server (`OSTWERK_METRICS_ADDR`), if any.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
+    /// The application's database pool (tests use it to hold connections and locks).
+    pub fn db(&self) -> DatabaseConnection {
+        self.state.db.clone()
+    }
+
+    /// Runs until SIGTERM or SIGINT. Both drain alike: stop accepting, give
+    /// in-flight requests the shutdown timeout to finish. (actix's own
+    /// handler stops at once on SIGINT, cutting requests; Ctrl-C in a
+    /// terminal and `kill -INT` from a supervisor deserve the same drain.)
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let expiry = tokio::spawn(expire_referrals(self.state.clone()));
         let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
         let leases = tokio::spawn(crate::service::idempotency::renew_leases(self.state.db.clone()));
+        let handle = self.server.handle();
+        let metrics_handle = self.metrics_server.as_ref().map(|(server, _)| server.handle());
+        let signals = tokio::spawn(async move {
+            let signal = stop_signal().await;
+            tracing::info!(signal, "draining: no new connections, in-flight requests may finish");
+            if let Some(metrics) = metrics_handle {
+                metrics.stop(true).await;
+            }
+            handle.stop(true).await;
+        });
+        let metrics = self.metrics_server.map(|(server, _)| tokio::spawn(server));
         let result = self.server.await;
+        let aborted = crate::http::request_context::in_flight();
+        if aborted > 0 {
+            tracing::warn!(aborted, "shutdown timeout reached: requests still running were aborted");
+        }
+        signals.abort();
         leases.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         housekeeping.abort();
         expiry.abort();
         webhooks.abort();
         result
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending().await
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        drop(tokio::signal::ctrl_c().await);
+        "Ctrl-C"
     }
 }
 
@@ -119,11 +187,19 @@ pub fn random_key() -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
-/// Hourly: forget idempotency keys past their 24 h and idle rate-limit buckets.
+/// Hourly: forget idempotency keys past their 24 h and idle rate-limit
+/// buckets, and audit events past `OSTWERK_AUDIT_RETENTION_DAYS`.
 async fn housekeeping(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        if state.settings.audit_retention_days > 0 {
+            match crate::service::retention::purge_audit(&state.db, state.settings.audit_retention_days).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "audit events past their retention removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "audit purge failed"),
+            }
+        }
         let before = crate::domain::ids::now() - chrono::Duration::hours(crate::service::idempotency::RETENTION_HOURS);
         match repository::idempotency::purge_older_than(&state.db, before).await {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired idempotency keys removed"),
@@ -142,9 +218,15 @@ async fn expire_referrals(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.settings.expiry_interval_secs.max(1)));
     loop {
         tick.tick().await;
-        match crate::service::referrals::expire_due(&state.db, state.settings.referral_expiry_days).await {
-            Ok(n) if n > 0 => tracing::info!(expired = n, "unanswered referrals expired"),
-            Ok(_) => {}
+        let outcome = crate::service::referrals::expire_due(&state.db, state.settings.referral_expiry_days).await;
+        metrics::record_job_run("expiry", outcome.is_ok());
+        match outcome {
+            Ok(n) => {
+                metrics::record_referrals_expired(n);
+                if n > 0 {
+                    tracing::info!(expired = n, "unanswered referrals expired");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "referral expiry failed"),
         }
     }
@@ -206,9 +288,28 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .wrap(Compress::default())
     })
     .listen(listener)?
+    // Signals are ours (`run_until_stopped`): SIGINT must drain like SIGTERM.
+    .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout);
     let server = if workers > 0 { server.workers(workers) } else { server };
     let server = server.run();
+    Ok(server)
+}
+
+/// `/metrics` alone on `OSTWERK_METRICS_ADDR` (an address only the
+/// monitoring network reaches); one worker is plenty for a scraper.
+fn serve_metrics(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).route(
+            "/metrics",
+            web::get().to(|state: web::Data<AppState>| async move { routes::ops::render_metrics(&state).await }),
+        )
+    })
+    .listen(listener)?
+    .disable_signals()
+    .workers(1)
+    .shutdown_timeout(5)
+    .run();
     Ok(server)
 }
 

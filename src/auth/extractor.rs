@@ -27,6 +27,7 @@ impl FromRequest for AuthUser {
         let token = bearer_token(req);
         // Verified already by the anonymous rate limiter (once is enough).
         let verified = req.extensions().get::<crate::http::rate_limit::VerifiedPrincipal>().map(|v| v.0.clone());
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("AppState missing")))?;
             let token = token?;
@@ -34,6 +35,9 @@ impl FromRequest for AuthUser {
                 Some(principal) => principal,
                 None => state.auth.verify(&token).await?,
             };
+            if let Some(org) = &principal.org {
+                req.extensions_mut().insert(crate::http::request_context::AccessLogOrg(org.clone()));
+            }
             state.rate_limit.check(&principal)?;
             Ok(AuthUser(principal))
         })

@@ -15,6 +15,44 @@ use crate::error::{ApiError, PendingProblem, Problem};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The caller's organisation, put into the request by the token extractor
+/// for the access log (the token itself is never logged).
+#[derive(Debug, Clone)]
+pub struct AccessLogOrg(pub String);
+
+/// Requests started and not yet answered (read at shutdown).
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many requests are being served right now.
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Counts a request while it runs; dropped unanswered (the shutdown
+/// timeout cut it, or the client went away) it logs that, so an operator
+/// learns which requests a shutdown aborted.
+struct InFlight {
+    method: String,
+    path: String,
+    answered: bool,
+}
+
+impl InFlight {
+    fn start(method: &str, path: &str) -> Self {
+        IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self { method: method.to_owned(), path: path.to_owned(), answered: false }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.answered {
+            tracing::warn!(target: "ostwerk::access", method = %self.method, path = %self.path, "request aborted before it was answered");
+        }
+    }
+}
+
 /// The id of the current request as the caller sees it: echoed in
 /// `X-Request-Id` and named in problem `instance`. It is the caller's own
 /// `X-Request-Id` when sane (see [`RequestIds`]), else the id made here.
@@ -108,13 +146,21 @@ pub async fn request_context(
     // line); `own_request_id` is ours, the one audit rows record, so a log
     // line can be found from either.
     let span = tracing::info_span!("request", request_id = %request_id, own_request_id = %ids.own, method = %method);
+    // The matched pattern is not known yet; the path without its query
+    // (query strings may hold names) is what an aborted request is logged with.
+    let mut in_flight = InFlight::start(&method, &path);
 
     // Handlers' errors arrive as `Ok` error responses; an `Err` here comes
     // from a middleware and is rendered by actix itself.
     let res = match oversize(&req) {
         Some(err) => req.into_response(err.error_response()),
-        None => next.call(req).instrument(span.clone()).await?.map_into_boxed_body(),
+        None => {
+            let res = next.call(req).instrument(span.clone()).await;
+            in_flight.answered = true;
+            res?.map_into_boxed_body()
+        }
     };
+    in_flight.answered = true;
 
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status();
@@ -125,11 +171,19 @@ pub async fn request_context(
         {
             tracing::error!(error = %err, "request failed");
         }
+        let org = res.request().extensions().get::<AccessLogOrg>().map(|o| o.0.clone());
+        // For 401/403 the reason is the problem's detail, written for the
+        // caller, so it never holds the token or a key.
+        let reason = matches!(status.as_u16(), 401 | 403)
+            .then(|| res.response().extensions().get::<PendingProblem>().map(|p| p.0.detail.clone()))
+            .flatten();
         tracing::info!(
             target: "ostwerk::access",
             route = %route,
             status = status.as_u16(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
+            org = org.as_deref(),
+            reason = reason.as_deref(),
             "{method} {route} {}", status.as_u16()
         );
     });

@@ -33,6 +33,14 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[Au
     .exec_without_returning(db)
     .await
     .map(|_| ())
+    // A failed audit write fails the request too (no read without its
+    // event), but an operator alerts on the counter, not on 500s.
+    .inspect_err(|_| crate::http::metrics::record_audit_write_error())
+}
+
+/// Deletes audit events older than `before` (retention); returns how many.
+pub async fn purge_older_than(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    Entity::delete_many().filter(Column::At.lt(before)).exec(db).await.map(|r| r.rows_affected)
 }
 
 #[derive(Debug, Default)]

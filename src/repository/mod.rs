@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod measures;
 pub mod providers;
 pub mod referrals;
+pub mod retention;
 pub mod server_keys;
 pub mod tags;
 pub mod vacancies;

@@ -183,13 +183,7 @@ pub async fn ids_of_owners(db: &impl ConnectionTrait, owners: &[Owner]) -> Resul
     if owners.is_empty() {
         return Ok(Vec::new());
     }
-    Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .filter(owned_by(owners))
-        .into_tuple()
-        .all(db)
-        .await
+    Entity::find().select_only().column(Column::Id).filter(owned_by(owners)).into_tuple().all(db).await
 }
 
 /// How many subscriptions (active or not) `owner` has.

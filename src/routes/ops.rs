@@ -41,11 +41,13 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match tokio::time::timeout(std::time::Duration::from_secs(3), db::ping(&state.db)).await {
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(3), db::ping(&state.db)).await;
+    metrics::record_database_up(matches!(outcome, Ok(Ok(()))));
+    match outcome {
         Ok(Ok(())) => HttpResponse::Ok().json(Health { status: "ok" }),
         outcome => {
             let reason = match outcome {
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => crate::config::redact(&e.to_string()),
                 _ => "timed out".to_owned(),
             };
             tracing::warn!(reason = %reason, "readiness check failed");
@@ -59,8 +61,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics
 ///
 /// `http_requests_total` and `http_request_duration_seconds` by method, route
-/// and status; `db_pool_connections`, `db_pool_idle_connections`, and
-/// `webhook_backlog` (deliveries still pending).
+/// and status; the database (`db_up`, pool size, maximum, acquire wait and
+/// timeouts); background jobs; `webhook_backlog`; `ostwerk_build_info`.
+/// Not served here when `OSTWERK_METRICS_ADDR` moves it to its own address.
 #[utoipa::path(
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
@@ -68,8 +71,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 )]
 #[get("/metrics")]
 pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
-    let (open, idle) = db::pool_figures(&state.db);
-    metrics::record_pool(open, idle);
+    if state.settings.metrics_addr.is_some() {
+        // Served on OSTWERK_METRICS_ADDR only, so it need not be exposed with the API.
+        return crate::http::request_context::error_response(crate::error::ApiError::new(
+            crate::error::Problem::NotFound,
+            "No such resource.",
+        ));
+    }
+    render_metrics(&state).await
+}
+
+/// The Prometheus text, refreshed from the database (used by the main
+/// server and by the separate metrics server).
+pub async fn render_metrics(state: &AppState) -> HttpResponse {
+    let (open, idle, max) = db::pool_figures(&state.db);
+    metrics::record_pool(open, idle, max);
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(3), db::acquire_wait(&state.db)).await;
+    if let Ok(Some(elapsed)) = wait {
+        metrics::record_acquire_wait(elapsed);
+    }
+    let up = tokio::time::timeout(std::time::Duration::from_secs(3), db::ping(&state.db)).await;
+    metrics::record_database_up(matches!(up, Ok(Ok(()))));
     if let Ok(backlog) = crate::repository::webhooks::backlog(&state.db).await {
         metrics::record_webhook_backlog(backlog);
     }

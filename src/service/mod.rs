@@ -10,6 +10,7 @@ pub mod measures;
 pub mod paging;
 pub mod providers;
 pub mod referrals;
+pub mod retention;
 pub mod statistics;
 pub mod webhook_delivery;
 pub mod webhooks;

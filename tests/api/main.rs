@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod invariants;
 mod matching;
 mod measures;
+mod operations;
 mod ops;
 mod providers;
 mod referral_fixtures;

@@ -96,7 +96,11 @@ async fn refused_heavy_request_is_a_problem_with_retry_after() {
 #[tokio::test]
 async fn statistics_cache_hit_returns_identical_body_to_the_same_principal_only() {
     // Arrange: no suppression, so one more client changes the table.
-    let app = spawn_app_with(Options { configure: Some(Box::new(|s: &mut Settings| s.stats_min_cell = 1)), ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut Settings| s.stats_min_cell = 1)),
+        ..Default::default()
+    })
+    .await;
     let reader = analyst();
     app.create_client(&caseworker(), &client_body_with(serde_json::json!({"external_id": "A-1"}))).await;
     let first = app.get(DEMAND, &reader).await.text().await.unwrap();
@@ -154,7 +158,11 @@ async fn spec_declares_max_length_of_every_q() {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_limited_per_address_but_valid_tokens_are_not() {
     // Arrange
-    let app = spawn_app_with(Options { configure: Some(Box::new(|s: &mut Settings| s.rate_limit_anon = 3)), ..Default::default() }).await;
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut Settings| s.rate_limit_anon = 3)),
+        ..Default::default()
+    })
+    .await;
     for _ in 0..2 {
         let res = app.client.get(app.url("/api/v1/clients")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
