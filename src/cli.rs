@@ -92,8 +92,8 @@ pub enum Erasures {
 /// Every environment variable a setting reads (for the unknown-variable warning).
 pub fn known_variables() -> Vec<String> {
     use clap::CommandFactory;
-    let flags =
-        Cli::command().get_arguments().filter_map(|a| a.get_env()).filter_map(|e| e.to_str()).map(str::to_owned);
+    let command = Cli::command();
+    let flags = command.get_arguments().filter_map(|a| a.get_env()).filter_map(|e| e.to_str()).map(str::to_owned);
     flags.chain(crate::config::SECRET_VARIABLES.map(str::to_owned)).collect()
 }
 
