@@ -162,6 +162,8 @@ const SCHEMA: &[Table] = &[
             ("response_body", Erased),
             ("location", NotPersonal),
             ("created_at", NotPersonal),
+            ("holder", NotPersonal),
+            ("lease_until", NotPersonal),
         ],
     ),
     (
@@ -178,6 +180,7 @@ const SCHEMA: &[Table] = &[
             ("resource_id", Kept),
             ("client_id", Kept),
             ("request_id", NotPersonal),
+            ("client_request_id", NotPersonal),
         ],
     ),
     (
@@ -293,6 +296,7 @@ const SCHEMA: &[Table] = &[
         &[
             ("id", NotPersonal),
             ("org", NotPersonal),
+            ("owner_kind", NotPersonal),
             ("url", NotPersonal),
             ("events", NotPersonal),
             ("secret", NotPersonal),
