@@ -30,6 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct AuditQuery {
     pub client_id: Option<Uuid>,
     /// The `sub` of the principal.
+    #[param(min_length = 1)]
     pub actor: Option<String>,
     /// Events at or after this instant (RFC 3339).
     #[param(value_type = Option<DateTime<Utc>>)]
@@ -51,7 +52,7 @@ pub struct AuditQuery {
 pub async fn list_audit_events(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;

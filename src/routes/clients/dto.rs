@@ -245,7 +245,9 @@ impl From<&Model> for ClientInput {
 #[into_params(parameter_in = Query)]
 pub struct ClientQuery {
     /// The creating organisation's number (exact).
+    #[param(min_length = 1)]
     pub external_id: Option<String>,
+    #[param(min_length = 1)]
     pub district: Option<String>,
     /// A code of `target_groups`.
     #[param(value_type = Option<TargetGroup>)]
@@ -254,7 +256,7 @@ pub struct ClientQuery {
     #[param(value_type = Option<ClientStatus>)]
     pub status: Option<String>,
     /// Part of the first or last name (case-insensitive; at most 200 characters, else `400`).
-    #[param(max_length = 200)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
 }
 
