@@ -32,10 +32,10 @@ pub struct AuditQuery {
     /// The `sub` of the principal.
     #[param(min_length = 1)]
     pub actor: Option<String>,
-    /// Events at or after this instant (RFC 3339).
+    /// Events at or after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
-    /// Events before this instant (RFC 3339).
+    /// Events before this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
 }

@@ -169,7 +169,10 @@ impl utoipa::PartialSchema for DateOrTimestamp {
         AnyOfBuilder::new()
             .item(of(KnownFormat::Date))
             .item(of(KnownFormat::DateTime))
-            .description(Some("A date `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp."))
+            .description(Some(
+                "A date `YYYY-MM-DD` (midnight UTC) or a timestamp with an offset: RFC 3339 or ISO 8601 \
+                 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).",
+            ))
             .into()
     }
 }

@@ -38,10 +38,10 @@ pub struct DemandParams {
     /// Only this district.
     #[param(min_length = 1)]
     pub district: Option<String>,
-    /// Referrals created at or after (date `YYYY-MM-DD` or RFC 3339).
+    /// Referrals created at or after this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
-    /// Referrals created before (date `YYYY-MM-DD` or RFC 3339).
+    /// Referrals created before this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
@@ -52,10 +52,10 @@ pub struct OutcomeParams {
     /// `measure_kind` (default), `provider` or `funding`.
     #[param(pattern = "^(measure_kind|provider|funding)$")]
     pub group_by: Option<String>,
-    /// Referrals created at or after (date or RFC 3339).
+    /// Referrals created at or after this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
-    /// Referrals created before (date or RFC 3339).
+    /// Referrals created before this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }

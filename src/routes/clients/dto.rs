@@ -25,6 +25,9 @@ pub struct ConsentInput {
     pub data_processing: Option<bool>,
     /// Whether providers and employers may see name and contact in referrals. Default `false`.
     pub share_with_providers: Option<bool>,
+    /// When consent was given: a timestamp with an offset, RFC 3339 or ISO 8601
+    /// (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an
+    /// offset `422`). Read back in UTC.
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub given_at: Option<String>,
 }

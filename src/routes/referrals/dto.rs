@@ -291,10 +291,10 @@ pub struct ReferralQuery {
     pub employer_id: Option<Uuid>,
     #[param(min_length = 1)]
     pub external_id: Option<String>,
-    /// Created strictly after this instant (RFC 3339).
+    /// Created strictly after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub created_after: Option<String>,
-    /// Changed strictly after this instant (RFC 3339) — for polling; combine with `sort=updated_at`.
+    /// Changed strictly after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`) — for polling; combine with `sort=updated_at`.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_after: Option<String>,
 }
