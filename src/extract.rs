@@ -36,6 +36,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let content_type_ok = is_json_content_type(req);
+        // Every PATCH here is a JSON merge patch, which must be an object.
+        // Refused while extracting, so a malformed patch is the `400` it is
+        // before any precondition (`If-Match`) is weighed (a `412` before).
+        let merge_patch = req.method() == actix_web::http::Method::PATCH;
         let declared_len = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -59,6 +63,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
+            }
+            if merge_patch {
+                let raw: Value = serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}.")))?;
+                if !raw.is_object() {
+                    return Err(ApiError::bad_request("A merge patch must be a JSON object.")
+                        .with_errors(vec![FieldError::new("", "must be a JSON object")]));
+                }
             }
             parse_json(&body)
         })

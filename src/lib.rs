@@ -22,4 +22,5 @@ pub mod routes;
 pub mod seed;
 pub mod service;
 pub mod startup;
+pub mod strict_query;
 pub mod telemetry;

@@ -256,6 +256,7 @@ async fn deliver_webhooks(state: web::Data<AppState>) {
 fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> anyhow::Result<Server> {
     let doc = Arc::new(openapi::build());
     let table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
+    let query_rules = web::Data::new(crate::strict_query::QueryRules::from_openapi(&doc)?);
     let origins = settings.cors_origins();
     let workers = settings.workers;
     let server = HttpServer::new(move || {
@@ -266,6 +267,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .split_for_parts();
         app.app_data(state.clone())
             .app_data(table.clone())
+            .app_data(query_rules.clone())
             .configure(extract::configure)
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", (*doc).clone()))
             .route(
@@ -282,6 +284,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             )
             .default_service(web::to(fallback::not_found_or_method_not_allowed))
             .wrap(cors(&origins))
+            .wrap(from_fn(crate::strict_query::check_query))
             .wrap(from_fn(extract::reject_nul_in_url))
             .wrap(from_fn(limit_anonymous))
             .wrap(from_fn(request_context))

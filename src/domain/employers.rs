@@ -39,13 +39,19 @@ pub struct VacancyFields {
 /// A WZ 2008 code: section letter or 2–5 digits with a dot after the second
 /// (`47`, `47.1`, `47.11`, `47.11.0`).
 pub fn is_wz_code(code: &str) -> bool {
-    let digits: String = code.chars().filter(|c| *c != '.').collect();
-    let shape_ok = code.len() <= 7
-        && digits.len() >= 2
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && code.chars().nth(2).is_none_or(|c| c == '.')
-        && !code.ends_with('.');
-    shape_ok || (code.len() == 1 && code.chars().all(|c| c.is_ascii_uppercase()))
+    // Exactly the declared pattern `^([A-Z]|[0-9]{2}(\.[0-9]{1,2}(\.[0-9])?)?)$`
+    // (`47..1` and a trailing space used to pass the looser check).
+    if code.len() == 1 {
+        return code.chars().all(|c| c.is_ascii_uppercase());
+    }
+    let digits = |part: &str, lens: &[usize]| lens.contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = code.split('.').collect();
+    match parts.as_slice() {
+        [class] => digits(class, &[2]),
+        [class, group] => digits(class, &[2]) && digits(group, &[1, 2]),
+        [class, group, sub] => digits(class, &[2]) && digits(group, &[1, 2]) && digits(sub, &[1]),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

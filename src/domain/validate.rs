@@ -32,6 +32,44 @@ pub fn parse_date(value: &str) -> Option<chrono::NaiveDate> {
     (four_digit_year && date.year() >= 1).then_some(date)
 }
 
+/// What a malformed timestamp is told (also the query parameter check's text).
+pub const TIMESTAMP_EXPECTED: &str =
+    "must be an RFC 3339 / ISO 8601 timestamp with a UTC offset, like 2026-05-04T09:30:00Z or 2026-05-04T09:30:00+0200";
+
+/// A timestamp as clients and generators send it: RFC 3339, and the ISO 8601
+/// offsets without a colon (`+0000`, openapi-generator's default) or with
+/// hours only (`+02`); `T` or a space between date and time; any fraction of
+/// a second. Normalised to UTC. Without an offset the instant is ambiguous
+/// (whose local time?), so that is refused with a message saying so rather
+/// than guessed.
+pub fn parse_timestamp(value: &str) -> Result<chrono::DateTime<chrono::Utc>, &'static str> {
+    use chrono::{DateTime, NaiveDateTime, Utc};
+    // A four-digit year, as for dates: chrono would read `+20000-…` too.
+    let four_digit_year = value.len() > 10 && value.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+    if !four_digit_year {
+        return Err(TIMESTAMP_EXPECTED);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let normalised = value.replacen(' ', "T", 1);
+    // `%#z` reads `+hh:mm`, `+hhmm` and `+hh`; `Z` is handled by RFC 3339
+    // above except with a space or lower-case letters.
+    let normalised = match normalised.strip_suffix(['Z', 'z']) {
+        Some(rest) => format!("{rest}+00:00"),
+        None => normalised,
+    };
+    if let Ok(t) = DateTime::parse_from_str(&normalised, "%Y-%m-%dT%H:%M:%S%.f%#z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if NaiveDateTime::parse_from_str(&normalised, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+        || NaiveDateTime::parse_from_str(&normalised, "%Y-%m-%dT%H:%M").is_ok()
+    {
+        return Err("has no UTC offset: add Z or an offset such as +02:00 or +0200");
+    }
+    Err(TIMESTAMP_EXPECTED)
+}
+
 impl Checker {
     pub fn new() -> Self {
         Self::default()
@@ -176,23 +214,24 @@ impl Checker {
         out
     }
 
-    /// An optional calendar date `YYYY-MM-DD`.
+    /// An optional calendar date `YYYY-MM-DD`. A value that is present but
+    /// blank is refused like any other malformed date: treated as absent, a
+    /// required `"held_on": ""` slipped past `required` and became a `500`.
     pub fn date(&mut self, field: &str, value: Option<&str>) -> Option<chrono::NaiveDate> {
-        let v = value.map(str::trim).filter(|v| !v.is_empty())?;
-        let date = parse_date(v);
+        let date = parse_date(value?.trim());
         if date.is_none() {
             self.add(field, "must be a date YYYY-MM-DD");
         }
         date
     }
 
-    /// An optional RFC 3339 timestamp, normalised to UTC.
+    /// An optional timestamp (see [`parse_timestamp`]), normalised to UTC;
+    /// present but blank is refused.
     pub fn timestamp(&mut self, field: &str, value: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
-        let v = value.map(str::trim).filter(|v| !v.is_empty())?;
-        match chrono::DateTime::parse_from_rfc3339(v) {
-            Ok(t) => Some(t.with_timezone(&chrono::Utc)),
-            Err(_) => {
-                self.add(field, "must be an RFC 3339 timestamp like 2026-05-04T09:30:00Z");
+        match parse_timestamp(value?.trim()) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                self.add(field, message);
                 None
             }
         }
@@ -301,6 +340,41 @@ mod tests {
         assert_eq!(c.kldb("k", "29302"), "29302");
         assert_eq!(c.languages("l", &["DE".into(), "ar".into()]), vec!["de", "ar"]);
         assert!(c.is_ok());
+    }
+
+    #[test]
+    fn timestamps_take_iso_8601_offsets_with_and_without_colon() {
+        let expected = "2026-05-04T07:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        for ok in [
+            "2026-05-04T07:30:00Z",
+            "2026-05-04T07:30:00+00:00",
+            "2026-05-04T07:30:00+0000",
+            "2026-05-04T09:30:00+0200",
+            "2026-05-04T09:30:00+02",
+            "2026-05-04 07:30:00Z",
+            "2026-05-04t07:30:00z",
+        ] {
+            assert_eq!(parse_timestamp(ok), Ok(expected), "{ok}");
+        }
+        let fraction = parse_timestamp("2026-05-04T07:30:00.123456+0000").unwrap();
+        assert_eq!(fraction.timestamp_subsec_micros(), 123_456);
+    }
+
+    #[test]
+    fn timestamps_without_offset_or_malformed_are_refused() {
+        assert!(parse_timestamp("2026-05-04T07:30:00").unwrap_err().contains("no UTC offset"));
+        for bad in ["", "2026-05-04", "yesterday", "+20000-05-04T07:30:00Z", "2026-13-04T07:30:00Z"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blank_dates_and_timestamps_are_refused_not_absent() {
+        let mut c = Checker::new();
+        assert_eq!(c.date("held_on", Some("")), None);
+        assert_eq!(c.timestamp("at", Some(" ")), None);
+        assert_eq!(c.date("follow_up_on", None), None);
+        assert_eq!(c.finish().unwrap_err().errors.len(), 2);
     }
 
     #[test]

@@ -30,11 +30,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct AuditQuery {
     pub client_id: Option<Uuid>,
     /// The `sub` of the principal.
+    #[param(min_length = 1)]
     pub actor: Option<String>,
-    /// Events at or after this instant (RFC 3339).
+    /// Events at or after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub from: Option<String>,
-    /// Events before this instant (RFC 3339).
+    /// Events before this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub to: Option<String>,
 }
@@ -51,7 +52,7 @@ pub struct AuditQuery {
 pub async fn list_audit_events(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;

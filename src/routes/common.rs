@@ -21,11 +21,72 @@ pub struct PageParams {
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, with the same path, filters and
+    /// sort it was issued for (else `400 invalid-cursor`); `limit` may change.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// `-created_at` (newest first, the default) or `created_at` (oldest first).
     #[param(pattern = "^-?created_at$")]
     pub sort: Option<String>,
+    /// The list this request reads (see [`list_scope`]); not a parameter.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub scope: String,
+}
+
+/// Extracted like `PageParams`, plus the list scope a cursor is
+/// bound to (a handler cannot forget to pass it).
+impl actix_web::FromRequest for PageParams {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let parsed = actix_web::web::Query::<PageParams>::from_request(req, payload).into_inner().map(|q| {
+            let mut params = q.into_inner();
+            params.scope = list_scope(req);
+            params
+        });
+        std::future::ready(parsed)
+    }
+}
+
+impl actix_web::FromRequest for PollingPageParams {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let parsed = actix_web::web::Query::<PollingPageParams>::from_request(req, payload).into_inner().map(|q| {
+            let mut params = q.into_inner();
+            params.scope = list_scope(req);
+            params
+        });
+        std::future::ready(parsed)
+    }
+}
+
+/// What a cursor is bound to: the concrete path and every query parameter
+/// except `cursor` and `limit`, digested. A cursor carries the keyset
+/// position of one list; replayed on another list (a `/clients` cursor on
+/// `/providers`) or under other filters it would silently skip or repeat
+/// rows, so it is refused there (`400 invalid-cursor`).
+pub fn list_scope(req: &actix_web::HttpRequest) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256};
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(name, _)| name != "cursor" && name != "limit")
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    pairs.sort();
+    let mut digest = Sha256::new();
+    digest.update(req.path().as_bytes());
+    for (name, value) in pairs {
+        // NUL separators: no name or value contains one (refused at the edge).
+        digest.update([0]);
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update(value.as_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(&digest.finalize()[..12])
 }
 
 /// Paging parameters of a list partners poll (referrals): `PageParams` plus
@@ -38,17 +99,28 @@ pub struct PollingPageParams {
     /// Page size, 1–200 (default 50).
     #[param(value_type = Option<u64>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, with the same path, filters and
+    /// sort it was issued for (else `400 invalid-cursor`); `limit` may change.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
     /// `-created_at` (newest first, the default), `created_at` (oldest first)
     /// or `updated_at` (oldest change first, for polling).
     #[param(pattern = "^(-?created_at|updated_at)$")]
     pub sort: Option<String>,
+    /// The list this request reads (see [`list_scope`]); not a parameter.
+    #[serde(skip)]
+    #[param(ignore)]
+    pub scope: String,
 }
 
 impl PollingPageParams {
     pub fn validate(&self) -> Result<PageRequest, ApiError> {
-        let page = PageParams { limit: self.limit.clone(), cursor: self.cursor.clone(), sort: self.sort.clone() };
+        let page = PageParams {
+            limit: self.limit.clone(),
+            cursor: self.cursor.clone(),
+            sort: self.sort.clone(),
+            scope: self.scope.clone(),
+        };
         page.validate_allowing(&["updated_at"])
     }
 }
@@ -97,7 +169,10 @@ impl utoipa::PartialSchema for DateOrTimestamp {
         AnyOfBuilder::new()
             .item(of(KnownFormat::Date))
             .item(of(KnownFormat::DateTime))
-            .description(Some("A date `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp."))
+            .description(Some(
+                "A date `YYYY-MM-DD` (midnight UTC) or a timestamp with an offset: RFC 3339 or ISO 8601 \
+                 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).",
+            ))
             .into()
     }
 }
@@ -125,6 +200,8 @@ pub struct PageRequest {
     pub limit: u64,
     pub cursor: Option<String>,
     pub order: Order,
+    /// The list the cursor must have been issued for (see [`list_scope`]).
+    pub scope: String,
 }
 
 impl PageParams {
@@ -154,7 +231,12 @@ impl PageParams {
         if !errors.is_empty() {
             return Err(ApiError::bad_request("Invalid query parameters.").with_errors(errors));
         }
-        Ok(PageRequest { limit, cursor: self.cursor.clone().filter(|c| !c.is_empty()), order })
+        Ok(PageRequest {
+            limit,
+            cursor: self.cursor.clone().filter(|c| !c.is_empty()),
+            order,
+            scope: self.scope.clone(),
+        })
     }
 }
 

@@ -203,7 +203,7 @@ pub struct ProgrammeQuery {
 pub async fn list_funding_programmes(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<ProgrammeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST_PROGRAMMES)?;
@@ -463,7 +463,7 @@ pub async fn list_funding_applications(
     state: web::Data<AppState>,
     user: AuthUser,
     req: HttpRequest,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<ApplicationQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST_APPLICATIONS)?;

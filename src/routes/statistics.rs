@@ -36,11 +36,12 @@ pub struct DemandParams {
     )]
     pub group_by: Option<String>,
     /// Only this district.
+    #[param(min_length = 1)]
     pub district: Option<String>,
-    /// Referrals created at or after (date `YYYY-MM-DD` or RFC 3339).
+    /// Referrals created at or after this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
-    /// Referrals created before (date `YYYY-MM-DD` or RFC 3339).
+    /// Referrals created before this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
@@ -51,10 +52,10 @@ pub struct OutcomeParams {
     /// `measure_kind` (default), `provider` or `funding`.
     #[param(pattern = "^(measure_kind|provider|funding)$")]
     pub group_by: Option<String>,
-    /// Referrals created at or after (date or RFC 3339).
+    /// Referrals created at or after this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
-    /// Referrals created before (date or RFC 3339).
+    /// Referrals created before this date or timestamp (see `DateOrTimestamp`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }
@@ -82,15 +83,16 @@ async fn cached<T: Serialize>(
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(body))
 }
 
-/// A date (midnight UTC) or an RFC 3339 timestamp; `400` otherwise.
+/// A date (midnight UTC) or a timestamp with an offset
+/// (`validate::parse_timestamp`); `400` otherwise.
 fn instant(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let Some(v) = value.map(str::trim) else { return Ok(None) };
     if let Some(d) = crate::domain::validate::parse_date(v) {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
-    DateTime::parse_from_rfc3339(v).map(|t| Some(t.with_timezone(&Utc))).map_err(|_| {
+    crate::domain::validate::parse_timestamp(v).map(Some).map_err(|message| {
         ApiError::bad_request("Invalid query parameters.")
-            .with_errors(vec![FieldError::new(field, "must be a date YYYY-MM-DD or an RFC 3339 timestamp")])
+            .with_errors(vec![FieldError::new(field, format!("must be a date YYYY-MM-DD or a timestamp: {message}"))])
     })
 }
 

@@ -42,7 +42,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub async fn list_vacancies(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<VacancyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;

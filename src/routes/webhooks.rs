@@ -161,7 +161,7 @@ impl From<&webhook_delivery::Model> for DeliveryDto {
 pub async fn list_webhooks(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;
     let page = page.validate()?;
@@ -296,7 +296,7 @@ pub async fn list_webhook_deliveries(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&DELIVERIES)?;
     let page = page.validate()?;

@@ -34,6 +34,11 @@ pub struct Position {
     /// Sort key values of the last item, as strings.
     #[serde(rename = "k")]
     pub key: Vec<String>,
+    /// Digest of the path and filters the cursor was issued for
+    /// (`routes::common::list_scope`); a cursor is refused on any other list.
+    /// Cursors issued before the binding lack it and are refused too.
+    #[serde(rename = "s", default)]
+    pub scope: String,
 }
 
 impl CursorCodec {
@@ -57,8 +62,9 @@ impl CursorCodec {
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(self.tag(&payload)))
     }
 
-    /// Decodes a cursor issued for `order`; anything else is a `400`.
-    pub fn decode(&self, cursor: &str, order: &str) -> Result<Position, ApiError> {
+    /// Decodes a cursor issued for `order` on the list `scope`; anything
+    /// else is a `400`.
+    pub fn decode(&self, cursor: &str, order: &str, scope: &str) -> Result<Position, ApiError> {
         let invalid =
             || ApiError::new(Problem::InvalidCursor, "The cursor is invalid; use next_cursor exactly as returned.");
         let (payload, tag) = cursor.split_once('.').ok_or_else(invalid)?;
@@ -77,6 +83,12 @@ impl CursorCodec {
         if position.order != order {
             return Err(invalid());
         }
+        if position.scope != scope {
+            return Err(ApiError::new(
+                Problem::InvalidCursor,
+                "The cursor belongs to another list: use it only on the path, filters and sort it was issued for.",
+            ));
+        }
         Ok(position)
     }
 }
@@ -86,14 +98,14 @@ mod tests {
     use super::*;
 
     fn pos() -> Position {
-        Position { order: "id_desc".into(), key: vec!["0193".into()] }
+        Position { order: "id_desc".into(), key: vec!["0193".into()], scope: "clients".into() }
     }
 
     #[test]
     fn round_trips() {
         let codec = CursorCodec::new(b"k");
         let c = codec.encode(&pos());
-        assert_eq!(codec.decode(&c, "id_desc").unwrap(), pos());
+        assert_eq!(codec.decode(&c, "id_desc", "clients").unwrap(), pos());
     }
 
     #[test]
@@ -103,10 +115,11 @@ mod tests {
         let mut bytes = c.clone().into_bytes();
         bytes[2] ^= 1;
         let tampered = String::from_utf8(bytes).unwrap();
-        assert!(codec.decode(&tampered, "id_desc").is_err());
-        assert!(CursorCodec::new(b"other").decode(&c, "id_desc").is_err());
-        assert!(codec.decode(&c, "name_asc").is_err());
-        assert!(codec.decode("garbage", "id_desc").is_err());
+        assert!(codec.decode(&tampered, "id_desc", "clients").is_err());
+        assert!(CursorCodec::new(b"other").decode(&c, "id_desc", "clients").is_err());
+        assert!(codec.decode(&c, "name_asc", "clients").is_err());
+        assert!(codec.decode(&c, "id_desc", "providers").is_err());
+        assert!(codec.decode("garbage", "id_desc", "clients").is_err());
     }
 
     #[test]
@@ -120,12 +133,12 @@ mod tests {
         let one_short = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES - 1]));
 
         // Act
-        let one_byte = codec.decode(&truncated, "id_desc");
-        let fifteen_bytes = codec.decode(&one_short, "id_desc");
+        let one_byte = codec.decode(&truncated, "id_desc", "clients");
+        let fifteen_bytes = codec.decode(&one_short, "id_desc", "clients");
 
         // Assert
         assert!(one_byte.is_err(), "a one-byte tag must not verify");
         assert!(fifteen_bytes.is_err(), "a tag one byte short must not verify");
-        assert!(codec.decode(&genuine, "id_desc").is_ok());
+        assert!(codec.decode(&genuine, "id_desc", "clients").is_ok());
     }
 }

@@ -11,7 +11,7 @@ use crate::{
 /// Where the page starts: the id after which to continue.
 pub fn start(codec: &CursorCodec, req: &PageRequest) -> Result<Option<Uuid>, ApiError> {
     let Some(cursor) = &req.cursor else { return Ok(None) };
-    let position = codec.decode(cursor, req.order.name())?;
+    let position = codec.decode(cursor, req.order.name(), &req.scope)?;
     position
         .key
         .first()
@@ -26,9 +26,11 @@ pub fn finish<T>(codec: &CursorCodec, req: &PageRequest, mut rows: Vec<T>, id_of
     let more = rows.len() > limit;
     rows.truncate(limit);
     let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => {
-            Some(codec.encode(&Position { order: req.order.name().to_owned(), key: vec![id_of(last).to_string()] }))
-        }
+        (true, Some(last)) => Some(codec.encode(&Position {
+            order: req.order.name().to_owned(),
+            key: vec![id_of(last).to_string()],
+            scope: req.scope.clone(),
+        })),
         _ => None,
     };
     Page { items: rows, next_cursor }

@@ -277,6 +277,8 @@ pub struct ListRequest {
     pub order: ReferralOrder,
     pub cursor: Option<String>,
     pub limit: u64,
+    /// The list the cursor must belong to (`routes::common::list_scope`).
+    pub scope: String,
 }
 
 fn order_name(order: ReferralOrder) -> &'static str {
@@ -298,7 +300,7 @@ pub async fn list(
     let after = match &req.cursor {
         None => None,
         Some(c) => {
-            let pos = cursors.decode(c, order_name(req.order))?;
+            let pos = cursors.decode(c, order_name(req.order), &req.scope)?;
             Some(match (req.order, pos.key.as_slice()) {
                 (ReferralOrder::UpdatedAt, [at, id]) => After::Updated(
                     chrono::DateTime::parse_from_rfc3339(at).map_err(|_| invalid())?.with_timezone(&chrono::Utc),
@@ -321,7 +323,7 @@ pub async fn list(
                 }
                 _ => vec![last.id.to_string()],
             };
-            Some(cursors.encode(&Position { order: order_name(req.order).to_owned(), key }))
+            Some(cursors.encode(&Position { order: order_name(req.order).to_owned(), key, scope: req.scope.clone() }))
         }
         _ => None,
     };

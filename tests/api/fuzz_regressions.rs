@@ -409,3 +409,162 @@ async fn a_large_amount_with_two_decimals_is_accepted() {
     let body = created(res, "programme").await;
     assert_eq!(body["max_amount_eur"], 554_948_096.7);
 }
+
+#[tokio::test]
+async fn empty_held_on_on_client_and_employer_consultations_is_422_not_500() {
+    // Arrange: a blank date was taken for "absent" after `required` had
+    // passed it, so the handler met a required field without a value.
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &client_body()).await;
+    let employer = app.create_employer("Bäckerei Sommer GmbH").await;
+    let paths = [
+        (format!("/api/v1/clients/{}/consultations", id_of(&client)), "application_support"),
+        (format!("/api/v1/employers/{}/consultations", id_of(&employer)), "apprenticeship_training"),
+    ];
+    for (path, topic) in paths {
+        for held_on in ["", "  "] {
+            // Act
+            let res = app.post(&path, &caseworker(), &json!({"held_on": held_on, "topic": topic})).await;
+            // Assert
+            let problem = assert_problem(res, 422, "validation-failed").await;
+            assert_eq!(error_fields(&problem), ["held_on"], "{path} {held_on:?}: {problem}");
+        }
+        let res =
+            app.post(&path, &caseworker(), &json!({"held_on": "2026-01-20", "topic": topic, "follow_up_on": ""})).await;
+        let problem = assert_problem(res, 422, "validation-failed").await;
+        assert_eq!(error_fields(&problem), ["follow_up_on"]);
+    }
+}
+
+#[tokio::test]
+async fn empty_query_values_are_400_naming_the_parameter() {
+    // Arrange: `?to=` and friends were read as "absent" although the
+    // document declares a format (or `minLength: 1`) the empty value breaks.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let cases = [
+        ("/api/v1/statistics/demand", "to"),
+        ("/api/v1/statistics/outcomes", "from"),
+        ("/api/v1/clients", "limit"),
+        ("/api/v1/clients", "cursor"),
+        ("/api/v1/clients", "district"),
+        ("/api/v1/clients", "q"),
+        ("/api/v1/referrals", "updated_after"),
+        ("/api/v1/referrals", "external_id"),
+        ("/api/v1/measures", "starts_after"),
+        ("/api/v1/providers", "azav_certified"),
+        ("/api/v1/audit-events", "actor"),
+    ];
+    for (path, name) in cases {
+        // Act
+        let res = app.get(&format!("{path}?{name}="), &admin()).await;
+        // Assert
+        let problem = assert_problem(res, 400, "bad-request").await;
+        assert_eq!(error_fields(&problem), [name], "{path}?{name}=: {problem}");
+        let schema = &parameter(&spec, path, "get", name)["schema"];
+        let declared_non_empty = schema.get("format").is_some()
+            || schema.get("$ref").is_some()
+            || schema.get("anyOf").is_some()
+            || schema.get("pattern").is_some()
+            || schema["minLength"] == 1
+            || matches!(schema["type"].as_str(), Some("integer" | "boolean"));
+        assert!(declared_non_empty, "{path} declares {name} as {schema}, which allows an empty value");
+    }
+}
+
+#[tokio::test]
+async fn pattern_and_enum_parameters_are_enforced_exactly_as_declared() {
+    // Arrange: values outside the declared `pattern`/`enum` were accepted.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let client = app.create_client(&caseworker(), &client_body()).await;
+    let matches = format!("/api/v1/clients/{}/matches", id_of(&client));
+    let cases = [
+        ("/api/v1/providers", "/api/v1/providers", "kind", "nonsense"),
+        ("/api/v1/measures", "/api/v1/measures", "occupation_code", "12a"),
+        ("/api/v1/vacancies", "/api/v1/vacancies", "occupation_code", "123456"),
+        ("/api/v1/statistics/demand", "/api/v1/statistics/demand", "group_by", "district,,measure_kind"),
+        ("/api/v1/statistics/outcomes", "/api/v1/statistics/outcomes", "group_by", "district"),
+        ("/api/v1/statistics/funding", "/api/v1/statistics/funding", "group_by", "year"),
+        ("/api/v1/clients/{id}/matches", matches.as_str(), "kind", "both"),
+        ("/api/v1/referrals", "/api/v1/referrals", "sort", "name"),
+        ("/api/v1/referrals", "/api/v1/referrals", "client_id", "0193a5b07c1e7d2a9f3b2c4d5e6f7a8b"),
+        ("/api/v1/clients", "/api/v1/clients", "limit", "201"),
+    ];
+    for (template, path, name, bad) in cases {
+        let declared = &parameter(&spec, template, "get", name)["schema"];
+        // Act
+        let res = app.get(&format!("{path}?{name}={bad}"), &admin()).await;
+        // Assert
+        let problem = assert_problem(res, 400, "bad-request").await;
+        assert_eq!(error_fields(&problem), [name], "{path}?{name}={bad} (declared {declared}): {problem}");
+    }
+    // The other way round: what the document declares is accepted.
+    for query in ["kind=measure", "kind=vacancy"] {
+        let res = app.get(&format!("{matches}?{query}"), &admin()).await;
+        assert_eq!(res.status(), 200, "{query}");
+    }
+    let res = app.get("/api/v1/statistics/demand?group_by=district,measure_kind", &admin()).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn employer_sector_breaking_the_declared_pattern_is_422_not_stored_as_null() {
+    // Arrange: a blank or padded sector was trimmed to nothing and stored as
+    // `null` with a `201`.
+    let app = spawn_app().await;
+    for bad in ["", " ", " 47.11", "47..1", "47.111"] {
+        // Act
+        let res =
+            app.post("/api/v1/employers", &caseworker(), &with(employer_body("Sommer"), json!({"sector": bad}))).await;
+        // Assert
+        let problem = assert_problem(res, 422, "validation-failed").await;
+        assert_eq!(error_fields(&problem), ["sector"], "{bad:?}");
+    }
+    let ok = app.create_employer("Sommer").await;
+    assert_eq!(ok["sector"], "10.71");
+}
+
+#[tokio::test]
+async fn patch_with_empty_if_match_and_a_non_object_body_is_400_not_412() {
+    // Arrange: the precondition was weighed before the body was looked at.
+    let app = spawn_app().await;
+    let employer = app.create_employer("Sommer").await;
+    let path = format!("/api/v1/employers/{}", id_of(&employer));
+    for body in [json!([1, 2]), json!("name"), json!(null)] {
+        // Act
+        let res = app
+            .request(Method::PATCH, &path, Some(&caseworker()))
+            .header("content-type", "application/merge-patch+json")
+            .header("if-match", "")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        // Assert
+        let problem = assert_problem(res, 400, "bad-request").await;
+        assert!(problem["detail"].as_str().unwrap().contains("merge patch"), "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn batch_with_an_item_whose_client_id_is_not_a_uuid_is_400_naming_the_item() {
+    // Arrange: the document declares `client_id` a UUID; such items were
+    // answered one by one in a `207`.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    assert_eq!(spec["components"]["schemas"]["ReferralInput"]["properties"]["client_id"]["format"], "uuid");
+    let client = app.create_client(&caseworker(), &client_body()).await;
+    let employer = app.create_employer("Sommer").await;
+    let vacancy = app.create_vacancy(&id_of(&employer), &vacancy_body("Verkäufer:in", "62102")).await;
+    let good = json!({"client_id": id_of(&client), "vacancy_id": id_of(&vacancy)});
+    let items = json!([good, good, {"client_id": 17, "vacancy_id": id_of(&vacancy)},
+        {"client_id": "not-a-uuid", "vacancy_id": id_of(&vacancy)}, {"vacancy_id": id_of(&vacancy)}]);
+    // Act
+    let res = app.post("/api/v1/referrals/batch", &admin(), &json!({"items": items})).await;
+    // Assert
+    let problem = assert_problem(res, 400, "bad-request").await;
+    assert_eq!(error_fields(&problem), ["items[2].client_id", "items[3].client_id", "items[4].client_id"]);
+    let list: Value = app.get("/api/v1/referrals", &admin()).await.json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "nothing of the refused batch was created");
+}

@@ -25,6 +25,9 @@ pub struct ConsentInput {
     pub data_processing: Option<bool>,
     /// Whether providers and employers may see name and contact in referrals. Default `false`.
     pub share_with_providers: Option<bool>,
+    /// When consent was given: a timestamp with an offset, RFC 3339 or ISO 8601
+    /// (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an
+    /// offset `422`). Read back in UTC.
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub given_at: Option<String>,
 }
@@ -245,7 +248,9 @@ impl From<&Model> for ClientInput {
 #[into_params(parameter_in = Query)]
 pub struct ClientQuery {
     /// The creating organisation's number (exact).
+    #[param(min_length = 1)]
     pub external_id: Option<String>,
+    #[param(min_length = 1)]
     pub district: Option<String>,
     /// A code of `target_groups`.
     #[param(value_type = Option<TargetGroup>)]
@@ -254,7 +259,7 @@ pub struct ClientQuery {
     #[param(value_type = Option<ClientStatus>)]
     pub status: Option<String>,
     /// Part of the first or last name (case-insensitive; at most 200 characters, else `400`).
-    #[param(max_length = 200)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
 }
 

@@ -84,7 +84,7 @@ pub async fn list_clients(
     state: web::Data<AppState>,
     user: AuthUser,
     req: HttpRequest,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<ClientQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;
@@ -280,7 +280,7 @@ pub async fn list_client_consultations(
     user: AuthUser,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST_CONSULTATIONS)?;
     let page = page.validate()?;

@@ -56,7 +56,9 @@ impl crate::routes::common::DistrictChecked for EmployerInput {
         let mut c = Checker::new();
         let name = c.required("name", self.name.as_deref()).map(|v| c.text("name", v, 300));
         let legal_form = c.opt_text("legal_form", self.legal_form.as_deref(), 100);
-        let sector = c.opt_text("sector", self.sector.as_deref(), 10);
+        // Checked as sent, not trimmed: a blank or padded code breaks the
+        // declared pattern, and used to be stored as `null` without a word.
+        let sector = self.sector.clone();
         if sector.as_deref().is_some_and(|s| !is_wz_code(s)) {
             c.add("sector", "must be a WZ 2008 code such as 47.11");
         }
@@ -177,6 +179,7 @@ impl From<&employer::Model> for EmployerPublicDto {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EmployerQuery {
+    #[param(min_length = 1)]
     pub district: Option<String>,
     /// A code of `settlement_statuses` (e.g. `interested` for businesses thinking of settling).
     #[param(value_type = Option<SettlementStatus>)]
@@ -186,7 +189,7 @@ pub struct EmployerQuery {
     pub need: Option<String>,
     pub is_training_company: Option<bool>,
     /// Part of the name (case-insensitive; at most 200 characters, else `400`).
-    #[param(max_length = 200)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
 }
 
@@ -342,6 +345,7 @@ pub struct VacancyQuery {
     /// KldB prefix: `293` finds all of KldB group 293.
     #[param(pattern = "^[0-9]{1,5}$")]
     pub occupation_code: Option<String>,
+    #[param(min_length = 1)]
     pub district: Option<String>,
     /// A code of `vacancy_statuses`.
     #[param(value_type = Option<VacancyStatus>)]

@@ -94,7 +94,7 @@ fn view(view: EmployerView, m: &crate::entities::employer::Model) -> EmployerRec
 pub async fn list_employers(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<EmployerQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;
@@ -219,7 +219,7 @@ pub async fn list_employer_consultations(
     user: AuthUser,
     req: HttpRequest,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: PageParams,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST_CONSULTATIONS)?;
     let page = page.validate()?;
@@ -291,7 +291,7 @@ pub async fn list_employer_vacancies(
     state: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<VacancyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST_VACANCIES)?;

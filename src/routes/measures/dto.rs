@@ -237,6 +237,7 @@ pub struct MeasureQuery {
     /// A code of `target_groups`.
     #[param(value_type = Option<TargetGroup>)]
     pub target_group: Option<String>,
+    #[param(min_length = 1)]
     pub district: Option<String>,
     pub provider_id: Option<Uuid>,
     /// A code of `measure_statuses`.
@@ -254,6 +255,6 @@ pub struct MeasureQuery {
     #[param(pattern = "^[0-9]{1,5}$")]
     pub occupation_code: Option<String>,
     /// Part of the title (case-insensitive; at most 200 characters, else `400`).
-    #[param(max_length = 200)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
 }

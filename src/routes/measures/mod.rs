@@ -55,7 +55,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub async fn list_measures(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<MeasureQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;

@@ -134,9 +134,10 @@ pub struct ProviderQuery {
     #[param(value_type = Option<ProviderKind>)]
     pub kind: Option<String>,
     /// A code of `districts`.
+    #[param(min_length = 1)]
     pub district: Option<String>,
     pub azav_certified: Option<bool>,
     /// Part of the name (case-insensitive; at most 200 characters, else `400`).
-    #[param(max_length = 200)]
+    #[param(min_length = 1, max_length = 200)]
     pub q: Option<String>,
 }

@@ -50,7 +50,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub async fn list_providers(
     state: web::Data<AppState>,
     user: AuthUser,
-    page: web::Query<PageParams>,
+    page: PageParams,
     query: web::Query<ProviderQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;

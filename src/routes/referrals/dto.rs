@@ -10,7 +10,7 @@ use crate::{
         validate::Checker,
     },
     entities::{referral::Model, referral_event},
-    error::{ApiError, ProblemDetails},
+    error::{ApiError, FieldError, ProblemDetails},
     repository::clients::ClientSummary,
     service::referrals::{ReferralRequest, TransitionRequest},
 };
@@ -52,6 +52,29 @@ fn uuid_field(c: &mut Checker, field: &str, value: Option<&str>) -> Option<Uuid>
 }
 
 impl ReferralInput {
+    /// Where the input breaks its declared schema (formats, `required`,
+    /// `maxLength`), as opposed to rules only the data can check.
+    pub fn schema_violations(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let not_uuid = |v: &str| v.len() != 36 || Uuid::try_parse(v).is_err();
+        match self.client_id.as_deref() {
+            None => errors.push(FieldError::new("client_id", "is required")),
+            Some(v) if not_uuid(v) => errors.push(FieldError::new("client_id", "must be a UUID")),
+            Some(_) => {}
+        }
+        for (field, value) in [("measure_id", &self.measure_id), ("vacancy_id", &self.vacancy_id)] {
+            if value.as_deref().is_some_and(not_uuid) {
+                errors.push(FieldError::new(field, "must be a UUID"));
+            }
+        }
+        for (field, value, max) in [("external_id", &self.external_id, 100), ("note", &self.note, 10_000)] {
+            if value.as_deref().is_some_and(|v| v.chars().count() > max) {
+                errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+            }
+        }
+        errors
+    }
+
     pub fn validate(self) -> Result<ReferralRequest, ApiError> {
         let mut c = Checker::new();
         let client_id =
@@ -266,11 +289,12 @@ pub struct ReferralQuery {
     pub provider_id: Option<Uuid>,
     /// Referrals to the vacancies of this employer.
     pub employer_id: Option<Uuid>,
+    #[param(min_length = 1)]
     pub external_id: Option<String>,
-    /// Created strictly after this instant (RFC 3339).
+    /// Created strictly after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`).
     #[param(value_type = Option<DateTime<Utc>>)]
     pub created_after: Option<String>,
-    /// Changed strictly after this instant (RFC 3339) — for polling; combine with `sort=updated_at`.
+    /// Changed strictly after this instant, a timestamp with an offset: RFC 3339 or ISO 8601 (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an offset `400`) — for polling; combine with `sort=updated_at`.
     #[param(value_type = Option<DateTime<Utc>>)]
     pub updated_after: Option<String>,
 }

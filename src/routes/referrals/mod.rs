@@ -101,7 +101,7 @@ pub async fn list_referrals(
     state: web::Data<AppState>,
     user: AuthUser,
     req: HttpRequest,
-    page: web::Query<PollingPageParams>,
+    page: PollingPageParams,
     query: web::Query<ReferralQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require(&LIST)?;
@@ -127,7 +127,7 @@ pub async fn list_referrals(
         created_after,
         updated_after,
     };
-    let list = ListRequest { order, cursor: paging.cursor, limit: paging.limit };
+    let list = ListRequest { order, cursor: paging.cursor, limit: paging.limit, scope: paging.scope };
     let result = referrals::list(&state.db, &state.cursors, &user, &filter, &list).await?;
     let items = to_dtos(&state, &user, &req, &result.items).await?;
     Ok(HttpResponse::Ok().json(ListOf { items, next_cursor: result.next_cursor }))
@@ -181,6 +181,38 @@ pub async fn create_referral(
     Ok(response)
 }
 
+/// `400` for the whole batch when an item breaks the declared `ReferralInput`
+/// schema (unknown member, wrong type, `client_id` missing or not a UUID,
+/// text too long), naming every bad field as `items[3].client_id`. The
+/// contract declares those shapes, and a generated client cannot send
+/// anything else; answering them item by item in the `207` accepted requests
+/// the contract says are malformed. What only the data can decide (unknown
+/// client, duplicate `external_id`, not eligible, both or neither of
+/// `measure_id`/`vacancy_id`) stays a per-item problem.
+fn schema_check_batch(items: &[serde_json::Value]) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    for (index, raw) in items.iter().enumerate() {
+        match shape::<ReferralInput>(raw) {
+            Ok(input) => errors.extend(
+                input
+                    .schema_violations()
+                    .into_iter()
+                    .map(|e| FieldError::new(format!("items[{index}].{}", e.field), e.message)),
+            ),
+            Err(err) => errors.extend(err.errors.into_iter().map(|e| {
+                let field =
+                    if e.field.is_empty() { format!("items[{index}]") } else { format!("items[{index}].{}", e.field) };
+                FieldError::new(field, e.message)
+            })),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request("Items of the batch do not match the ReferralInput schema; nothing was created.")
+        .with_errors(errors))
+}
+
 /// Refer many clients at once
 ///
 /// Up to 500 referrals, answered `207` with one result per item, in order.
@@ -210,6 +242,7 @@ pub async fn create_referrals_batch(
             format!("must hold 1 to {MAX_BATCH} referrals"),
         )]));
     }
+    schema_check_batch(items)?;
     let audit = audit_context(&user, &req);
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let german = german_preferred(req.headers().get("accept-language").and_then(|v| v.to_str().ok()));
