@@ -290,7 +290,10 @@ fn patch_schemas(spec: &mut Value) {
         for property in patch["properties"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
             // "Required." describes the created record, not the patch.
             let Some(text) = property.get("description").and_then(Value::as_str) else { continue };
-            let rest = text.strip_prefix("Required.").map(|r| r.trim_start().to_owned());
+            let rest = ["Required.", "Required:", "Required,"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p))
+                .map(|r| capitalised(r.trim_start()));
             match rest {
                 Some(rest) if rest.is_empty() => {
                     property.as_object_mut().map(|p| p.remove("description"));
@@ -301,18 +304,33 @@ fn patch_schemas(spec: &mut Value) {
         }
         if let Some(obj) = patch.as_object_mut() {
             obj.remove("required");
-            obj.remove("example");
-            let what = obj.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
             obj.insert(
                 "description".into(),
                 json!(format!(
-                    "Merge patch of {}: every member optional; `null` removes a member that may be absent.",
-                    what.trim_end_matches('.').trim_end_matches(" as written").to_lowercase()
+                    "A merge patch (RFC 7396) of the {}: every member optional; `null` removes a member that may be absent.",
+                    words(name.trim_end_matches("Patch"))
                 )),
             );
         }
         schemas[&name] = patch;
     }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// `FundingApplication` → `funding application`.
+fn words(camel: &str) -> String {
+    let mut out = String::new();
+    for c in camel.chars() {
+        if c.is_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -478,5 +496,7 @@ mod tests {
         assert_eq!(patch_name("MeasureInput"), "MeasurePatch");
         assert_eq!(patch_name("ProgrammeInput"), "FundingProgrammePatch");
         assert_eq!(patch_name("ApplicationInput"), "FundingApplicationPatch");
+        assert_eq!(words("FundingApplication"), "funding application");
+        assert_eq!(capitalised("at least one."), "At least one.");
     }
 }
