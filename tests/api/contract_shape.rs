@@ -322,6 +322,9 @@ async fn a_stale_if_match_problem_fits_the_declared_problem_schema() {
     assert_eq!(problem["current_etag"], "\"1\"");
     let schema = json!({"$ref": "#/components/schemas/ProblemDetails"});
     assert_eq!(violations(&spec, &schema, &problem), Vec::<String>::new());
+    let declared = spec["components"]["schemas"]["ProblemDetails"]["properties"].as_object().unwrap();
+    let undeclared: Vec<_> = problem.as_object().unwrap().keys().filter(|k| !declared.contains_key(*k)).collect();
+    assert_eq!(undeclared, Vec::<&String>::new());
 }
 
 #[tokio::test]
@@ -445,6 +448,7 @@ async fn every_webhook_delivery_validates_against_its_declared_schema() {
         let event = body["type"].as_str().unwrap().to_owned();
         let entry = &spec["webhooks"][&event]["post"];
         let schema = &entry["requestBody"]["content"]["application/json"]["schema"];
+        assert!(schema.get("$ref").is_some(), "no schema declared for {event}");
         assert_eq!(violations(&spec, schema, &body), Vec::<String>::new(), "{event}");
         for param in entry["parameters"].as_array().unwrap() {
             let name = param["name"].as_str().unwrap();
