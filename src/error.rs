@@ -137,6 +137,33 @@ pub struct ProblemDetails {
     /// Field errors for `400` and `422`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    // The extension members below are every name `with_extension` sends
+    // (a test greps the source for them), so generated clients can read them.
+    /// `409 duplicate-referral`, `duplicate-external-id` and duplicate
+    /// `measure_number`: the record that already exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub existing_id: Option<uuid::Uuid>,
+    /// `409 invalid-transition`: the referral's status now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::codes::ReferralStatus>, nullable = false)]
+    pub current_status: Option<String>,
+    /// `409 invalid-transition`: the actions allowed from `current_status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::domain::codes::ReferralAction>>, nullable = false)]
+    pub allowed_actions: Option<Vec<String>>,
+    /// `412`: the resource's current `ETag`, to read again and retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub current_etag: Option<String>,
+    /// `409 webhook-limit-reached`: subscriptions an organisation may hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub limit: Option<u64>,
+    /// `409 capacity-below-seats-taken`: the measure's seats taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub seats_taken: Option<i64>,
 }
 
 /// An error answered to the caller as `application/problem+json`.

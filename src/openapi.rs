@@ -2,6 +2,7 @@
 //! pass that derives `security` from the access rules and adds the standard
 //! error responses each operation can give. Needs no database.
 use actix_web::App;
+use serde_json::{Value, json};
 use utoipa::{
     Modify, OpenApi,
     openapi::{
@@ -14,6 +15,7 @@ use utoipa_actix_web::AppExt;
 
 use crate::{
     auth::Access,
+    domain::webhooks::{WebhookEvent, WebhookPayload},
     error::{FieldError, Problem, ProblemDetails},
     routes::{self, common::DateOrTimestamp},
 };
@@ -44,7 +46,10 @@ pub const BEARER: &str = "bearer";
     ),
     // `DateOrTimestamp` is named only by query parameters, and utoipa collects
     // no schemas from `IntoParams`: without it here its `$ref` dangles.
-    components(schemas(ProblemDetails, FieldError, DateOrTimestamp)),
+    components(schemas(ProblemDetails, FieldError, DateOrTimestamp, WebhookPayload)),
+    // Relative: the document is served by the API itself, so generators
+    // resolve paths (and webhook `link`s) against wherever they fetched it.
+    servers((url = "/", description = "The server this document was fetched from")),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -221,7 +226,7 @@ pub fn build() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::all).split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     finish(&mut doc, &routes::access_rules());
-    doc
+    shape(doc)
 }
 
 /// The document as committed in `openapi/openapi.json`.
@@ -229,4 +234,269 @@ pub fn to_pretty_json() -> String {
     let mut text = build().to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The generator-facing finishing pass (issue 15): merge-patch schemas,
+/// list wrappers that `$ref` their items, every header the server sends, and
+/// the top-level `webhooks`. Done on the JSON form, where "every response"
+/// and "every schema" are plain walks; utoipa's model round-trips it
+/// losslessly (a unit test checks that).
+fn shape(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let Ok(mut spec) = serde_json::to_value(&doc) else { return doc };
+    patch_schemas(&mut spec);
+    list_item_refs(&mut spec);
+    declare_headers(&mut spec);
+    declare_webhooks(&mut spec);
+    serde_json::from_value(spec).unwrap_or(doc)
+}
+
+/// The name of the merge-patch schema for a PATCH body's `*Input` schema.
+fn patch_name(input: &str) -> String {
+    let base = input.strip_suffix("Input").unwrap_or(input);
+    match base {
+        "Programme" | "Application" => format!("Funding{base}Patch"),
+        _ => format!("{base}Patch"),
+    }
+}
+
+/// Every PATCH applies an RFC 7396 merge patch to the stored record, then
+/// validates the result as the full `*Input`. So its body is the `*Input`
+/// schema without `required`: any member may be left out, and `null` (which
+/// removes a member) is allowed exactly where `*Input` allows it, i.e. on
+/// the optional members only — `null` on a required one ends in `422`.
+fn patch_schemas(spec: &mut Value) {
+    let mut made = Vec::new();
+    for item in spec["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        let Some(body) = item.get_mut("patch").and_then(|op| op.get_mut("requestBody")) else { continue };
+        let Some(content) = body["content"].as_object_mut() else { continue };
+        let Some(media) = content.values().next().cloned() else { continue };
+        let Some(input) = media["schema"]["$ref"].as_str().and_then(|r| r.rsplit('/').next()).map(str::to_owned) else {
+            continue;
+        };
+        let name = patch_name(&input);
+        let mut media = media.clone();
+        media["schema"] = json!({"$ref": format!("#/components/schemas/{name}")});
+        content.clear();
+        content.insert(MERGE_PATCH.to_owned(), media);
+        body["description"] = json!(
+            "A JSON merge patch (RFC 7396): only the members to change; `null` removes an optional member. \
+             Sent as `application/merge-patch+json` (`application/json` is accepted too)."
+        );
+        made.push((input, name));
+    }
+    let schemas = &mut spec["components"]["schemas"];
+    for (input, name) in made {
+        let mut patch = schemas[&input].clone();
+        for property in patch["properties"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+            // "Required." describes the created record, not the patch.
+            let Some(text) = property.get("description").and_then(Value::as_str) else { continue };
+            let rest = ["Required.", "Required:", "Required,"]
+                .iter()
+                .find_map(|p| text.strip_prefix(p))
+                .map(|r| capitalised(r.trim_start()));
+            match rest {
+                Some(rest) if rest.is_empty() => {
+                    property.as_object_mut().map(|p| p.remove("description"));
+                }
+                Some(rest) => property["description"] = json!(rest),
+                None => {}
+            }
+        }
+        if let Some(obj) = patch.as_object_mut() {
+            obj.remove("required");
+            obj.insert(
+                "description".into(),
+                json!(format!(
+                    "A merge patch (RFC 7396) of the {}: every member optional; `null` removes a member that may be absent.",
+                    words(name.trim_end_matches("Patch"))
+                )),
+            );
+        }
+        schemas[&name] = patch;
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// `FundingApplication` → `funding application`.
+fn words(camel: &str) -> String {
+    let mut out = String::new();
+    for c in camel.chars() {
+        if c.is_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// `ListOf_X.items` inlines X (utoipa does for generic arguments), so
+/// generators made one class per list; point it at the component instead.
+fn list_item_refs(spec: &mut Value) {
+    let Some(schemas) = spec["components"]["schemas"].as_object_mut() else { return };
+    let lists: Vec<String> = schemas.keys().filter(|k| k.starts_with("ListOf_")).cloned().collect();
+    for list in lists {
+        let item = list.trim_start_matches("ListOf_").to_owned();
+        let inline = schemas[&list]["properties"]["items"]["items"].clone();
+        if inline.get("$ref").is_some() || inline.is_null() {
+            continue;
+        }
+        schemas.entry(item.clone()).or_insert(inline);
+        schemas[&list]["properties"]["items"]["items"] = json!({"$ref": format!("#/components/schemas/{item}")});
+    }
+}
+
+fn header(description: &str, schema: Value) -> Value {
+    json!({"description": description, "schema": schema})
+}
+
+/// Declares on each response the headers the server sends with it.
+fn declare_headers(spec: &mut Value) {
+    let request_id = header(
+        "The request's id (the caller's own `X-Request-Id` when sane, else a new one); named in problem `instance`.",
+        json!({"type": "string"}),
+    );
+    let retry_after = header("Seconds to wait before retrying.", json!({"type": "integer", "minimum": 0}));
+    let location = header("Path of the created resource.", json!({"type": "string", "format": "uri-reference"}));
+    let etag = header("Strong entity tag of the resource's version, e.g. `\"3\"`.", json!({"type": "string"}));
+    let replayed = header(
+        "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`.",
+        json!({"type": "string", "enum": ["true"]}),
+    );
+    let version_schemas: Vec<String> = spec["components"]["schemas"]
+        .as_object()
+        .map(|s| s.iter().filter(|(_, v)| v["properties"].get("version").is_some()).map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let add = |response: &mut Value, name: &str, value: &Value| {
+        if let Some(headers) = response.as_object_mut().map(|r| r.entry("headers").or_insert_with(|| json!({}))) {
+            headers.as_object_mut().into_iter().for_each(|h| {
+                h.entry(name).or_insert_with(|| value.clone());
+            });
+        }
+    };
+    for (status, response) in spec["components"]["responses"].as_object_mut().into_iter().flatten() {
+        add(response, "X-Request-Id", &request_id);
+        if matches!(status.as_str(), "RateLimited" | "ServiceUnavailable") {
+            add(response, "Retry-After", &retry_after);
+        }
+    }
+    for item in spec["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+        for op in item.as_object_mut().into_iter().flat_map(|i| i.values_mut()) {
+            let idempotent = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == crate::service::idempotency::HEADER));
+            for param in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
+                // `If-Match` is a header value when sent, never `null`.
+                if param["in"] == "header" && param["schema"]["type"] == json!(["string", "null"]) {
+                    param["schema"]["type"] = json!("string");
+                }
+            }
+            for (status, response) in op["responses"].as_object_mut().into_iter().flatten() {
+                if response.get("$ref").is_some() {
+                    continue;
+                }
+                add(response, "X-Request-Id", &request_id);
+                if matches!(status.as_str(), "429" | "503") {
+                    add(response, "Retry-After", &retry_after);
+                }
+                if status == "201" {
+                    add(response, "Location", &location);
+                    let body = response["content"]["application/json"]["schema"]["$ref"].as_str().unwrap_or_default();
+                    if version_schemas.iter().any(|v| body.ends_with(&format!("/{v}"))) {
+                        add(response, "ETag", &etag);
+                    }
+                }
+                if idempotent && status.starts_with('2') {
+                    add(response, crate::service::idempotency::REPLAYED_HEADER, &replayed);
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI 3.1 `webhooks`: one entry per event type, each a `POST` to
+/// the subscriber's URL with the Standard Webhooks headers and that event's
+/// payload schema.
+fn declare_webhooks(spec: &mut Value) {
+    let headers = [
+        ("webhook-id", "The event's id (a UUID); the same on every retry (deduplicate on it)."),
+        ("webhook-timestamp", "Unix seconds when this attempt was signed; reject ones far from now."),
+        (
+            "webhook-signature",
+            "`v1,<base64 HMAC-SHA256 of \"<webhook-id>.<webhook-timestamp>.<body>\">` keyed with the \
+             base64-decoded secret after `whsec_` (Standard Webhooks).",
+        ),
+    ];
+    let parameters: Vec<Value> = headers
+        .iter()
+        .map(|(name, description)| {
+            json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}})
+        })
+        .collect();
+    let mut webhooks = serde_json::Map::new();
+    for event in WebhookEvent::ALL {
+        let schema = match event {
+            WebhookEvent::ReferralCreated => "ReferralCreatedEvent",
+            WebhookEvent::ReferralStatusChanged => "ReferralStatusChangedEvent",
+            WebhookEvent::MeasureChanged => "MeasureChangedEvent",
+        };
+        let id = event.as_str().replace('.', "_");
+        webhooks.insert(
+            event.as_str().to_owned(),
+            json!({"post": {
+                "tags": ["webhooks"],
+                "operationId": format!("webhook_{id}"),
+                "summary": format!("`{}` sent to subscribers", event.as_str()),
+                "description": "Sent to every active subscription of this event whose organisation may see the \
+                    resource, signed with the subscription's secret. Answer any `2xx` within the timeout; \
+                    anything else is retried with exponential backoff for 24 h.",
+                "parameters": parameters,
+                "requestBody": {"required": true, "content": {"application/json": {
+                    "schema": {"$ref": format!("#/components/schemas/{schema}")}
+                }}},
+                "responses": {"2XX": {"description": "Received; not sent again"}},
+                "security": [],
+            }}),
+        );
+    }
+    spec["webhooks"] = Value::Object(webhooks);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shaping_pass_round_trips_through_utoipas_model() {
+        // Arrange: `shape` falls back to the unshaped document when utoipa
+        // cannot read the JSON back, so that must never happen.
+        let (_, mut doc) =
+            App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::all).split_for_parts();
+        finish(&mut doc, &routes::access_rules());
+        let mut spec = serde_json::to_value(&doc).unwrap();
+        patch_schemas(&mut spec);
+        list_item_refs(&mut spec);
+        declare_headers(&mut spec);
+        declare_webhooks(&mut spec);
+
+        // Act
+        let back: utoipa::openapi::OpenApi = serde_json::from_value(spec.clone()).unwrap();
+
+        // Assert
+        assert_eq!(serde_json::to_value(&back).unwrap(), spec);
+    }
+
+    #[test]
+    fn patch_schemas_are_named_after_their_resource() {
+        assert_eq!(patch_name("MeasureInput"), "MeasurePatch");
+        assert_eq!(patch_name("ProgrammeInput"), "FundingProgrammePatch");
+        assert_eq!(patch_name("ApplicationInput"), "FundingApplicationPatch");
+        assert_eq!(words("FundingApplication"), "funding application");
+        assert_eq!(capitalised("at least one."), "At least one.");
+    }
 }

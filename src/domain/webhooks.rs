@@ -35,6 +35,115 @@ impl WebhookEvent {
     }
 }
 
+/// The body of every webhook request, one shape per event type, told apart
+/// by `type` (the Standard Webhooks envelope: `type`, `timestamp`, `data`).
+/// Declared in the spec's top-level `webhooks` and as `DeliveryDto.payload`;
+/// the outbox serialises exactly these types, so the two cannot drift.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(discriminator(property_name = "type", mapping(
+    ("referral.created" = "#/components/schemas/ReferralCreatedEvent"),
+    ("referral.status_changed" = "#/components/schemas/ReferralStatusChangedEvent"),
+    ("measure.changed" = "#/components/schemas/MeasureChangedEvent"),
+)))]
+pub enum WebhookPayload {
+    ReferralCreated(ReferralCreatedEvent),
+    ReferralStatusChanged(ReferralStatusChangedEvent),
+    MeasureChanged(MeasureChangedEvent),
+}
+
+/// `referral.created`: a referral the subscriber may see was created.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReferralCreatedEvent {
+    #[serde(rename = "type")]
+    pub type_: ReferralCreatedType,
+    /// When the event happened (RFC 3339, UTC, microseconds).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub data: ReferralEventData,
+}
+
+/// `referral.status_changed`: a referral the subscriber may see changed status.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReferralStatusChangedEvent {
+    #[serde(rename = "type")]
+    pub type_: ReferralStatusChangedType,
+    /// When the event happened (RFC 3339, UTC, microseconds).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub data: ReferralEventData,
+}
+
+/// `measure.changed`: a measure was created, changed or deleted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeasureChangedEvent {
+    #[serde(rename = "type")]
+    pub type_: MeasureChangedType,
+    /// When the event happened (RFC 3339, UTC, microseconds).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub data: MeasureEventData,
+}
+
+/// The `type` of a `referral.created` payload.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum ReferralCreatedType {
+    #[serde(rename = "referral.created")]
+    ReferralCreated,
+}
+
+/// The `type` of a `referral.status_changed` payload.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum ReferralStatusChangedType {
+    #[serde(rename = "referral.status_changed")]
+    ReferralStatusChanged,
+}
+
+/// The `type` of a `measure.changed` payload.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub enum MeasureChangedType {
+    #[serde(rename = "measure.changed")]
+    MeasureChanged,
+}
+
+/// What a referral event points at. The payload is thin on purpose: fetch
+/// `link` (with the subscriber's own token) for the details, so personal
+/// data never travels in a webhook.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralEventData {
+    /// Always `referral`.
+    #[schema(pattern = "^referral$")]
+    pub resource: String,
+    pub id: uuid::Uuid,
+    /// The status after the event.
+    #[schema(value_type = crate::domain::codes::ReferralStatus)]
+    pub status: String,
+    /// The status before a `referral.status_changed` (absent on `referral.created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = crate::domain::codes::ReferralStatus, nullable = false)]
+    pub previous_status: Option<String>,
+    /// The referral's path, e.g. `/api/v1/referrals/{id}`: a relative
+    /// reference resolved against the origin the subscriber calls the API
+    /// at (the spec's `servers` entry is `/`), because one service can be
+    /// reached under several host names and the payload is signed once.
+    #[schema(format = "uri-reference", pattern = "^/api/v1/referrals/")]
+    pub link: String,
+}
+
+/// What a measure event points at.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureEventData {
+    /// Always `measure`.
+    #[schema(pattern = "^measure$")]
+    pub resource: String,
+    pub id: uuid::Uuid,
+    /// A code of `measure_statuses`, or `deleted` when the measure was deleted.
+    #[schema(pattern = "^(planned|open|running|closed|deleted)$")]
+    pub status: String,
+    /// The measure's path, e.g. `/api/v1/measures/{id}` (relative, like a referral's `link`).
+    #[schema(format = "uri-reference", pattern = "^/api/v1/measures/")]
+    pub link: String,
+}
+
 /// A new signing secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> String {
     use rand::RngCore;

@@ -128,7 +128,8 @@ pub struct DeliveryDto {
     pub next_attempt_at: DateTime<Utc>,
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
-    /// The signed body as sent.
+    /// The signed body as sent (the same schema as the top-level `webhooks`).
+    #[schema(value_type = crate::domain::webhooks::WebhookPayload)]
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,

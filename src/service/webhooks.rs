@@ -1,12 +1,18 @@
 //! Webhooks: subscriptions and the outbox written with each change. The
 //! sending side (target policy, delivery worker) is `webhook_delivery`.
 use sea_orm::ConnectionTrait;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     auth::{OFFICE_ORG, OrgKind, Owner, Principal, Role},
-    domain::{codes::ReferralStatus, ids::now, webhooks::WebhookEvent},
+    domain::{
+        codes::ReferralStatus,
+        ids::now,
+        webhooks::{
+            MeasureChangedEvent, MeasureChangedType, MeasureEventData, ReferralCreatedEvent, ReferralCreatedType,
+            ReferralEventData, ReferralStatusChangedEvent, ReferralStatusChangedType, WebhookEvent, WebhookPayload,
+        },
+    },
     entities::{measure, referral, webhook::Model},
     error::{ApiError, FieldError},
     repository::{self, webhooks as repo},
@@ -128,13 +134,19 @@ pub async fn delete(db: &impl ConnectionTrait, current: &Model) -> Result<(), Ap
     if repo::delete(db, current.id, current.version).await? { Ok(()) } else { Err(ApiError::stale("webhook")) }
 }
 
-fn envelope(event: WebhookEvent, data: serde_json::Value) -> String {
-    json!({
-        "type": event.as_str(),
-        "timestamp": now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "data": data,
-    })
-    .to_string()
+/// The signed body: one of the typed payloads declared in the spec.
+fn envelope(payload: &WebhookPayload) -> Result<String, ApiError> {
+    serde_json::to_string(payload).map_err(ApiError::internal)
+}
+
+fn referral_data(r: &referral::Model, previous: Option<ReferralStatus>) -> ReferralEventData {
+    ReferralEventData {
+        resource: "referral".to_owned(),
+        id: r.id,
+        status: r.status.clone(),
+        previous_status: previous.map(|p| p.as_str().to_owned()),
+        link: format!("/api/v1/referrals/{}", r.id),
+    }
 }
 
 /// The owners that may see a referral: the office, the referring job
@@ -163,10 +175,11 @@ async fn referral_audience(db: &impl ConnectionTrait, r: &referral::Model) -> Re
 pub async fn referral_created(db: &impl ConnectionTrait, r: &referral::Model) -> Result<(), ApiError> {
     let event = WebhookEvent::ReferralCreated;
     let hooks = repo::subscribers(db, event.as_str(), Some(&referral_audience(db, r).await?)).await?;
-    let body = envelope(
-        event,
-        json!({"resource": "referral", "id": r.id, "status": r.status, "link": format!("/api/v1/referrals/{}", r.id)}),
-    );
+    let body = envelope(&WebhookPayload::ReferralCreated(ReferralCreatedEvent {
+        type_: ReferralCreatedType::ReferralCreated,
+        timestamp: now(),
+        data: referral_data(r, None),
+    }))?;
     Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
 }
 
@@ -178,11 +191,11 @@ pub async fn referral_status_changed(
 ) -> Result<(), ApiError> {
     let event = WebhookEvent::ReferralStatusChanged;
     let hooks = repo::subscribers(db, event.as_str(), Some(&referral_audience(db, r).await?)).await?;
-    let body = envelope(
-        event,
-        json!({"resource": "referral", "id": r.id, "status": r.status, "previous_status": from.as_str(),
-               "link": format!("/api/v1/referrals/{}", r.id)}),
-    );
+    let body = envelope(&WebhookPayload::ReferralStatusChanged(ReferralStatusChangedEvent {
+        type_: ReferralStatusChangedType::ReferralStatusChanged,
+        timestamp: now(),
+        data: referral_data(r, Some(from)),
+    }))?;
     Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
 }
 
@@ -191,10 +204,16 @@ pub async fn measure_changed(db: &impl ConnectionTrait, m: &measure::Model, dele
     let event = WebhookEvent::MeasureChanged;
     let hooks = repo::subscribers(db, event.as_str(), None).await?;
     let status = if deleted { "deleted" } else { m.status.as_str() };
-    let body = envelope(
-        event,
-        json!({"resource": "measure", "id": m.id, "status": status, "link": format!("/api/v1/measures/{}", m.id)}),
-    );
+    let body = envelope(&WebhookPayload::MeasureChanged(MeasureChangedEvent {
+        type_: MeasureChangedType::MeasureChanged,
+        timestamp: now(),
+        data: MeasureEventData {
+            resource: "measure".to_owned(),
+            id: m.id,
+            status: status.to_owned(),
+            link: format!("/api/v1/measures/{}", m.id),
+        },
+    }))?;
     Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
 }
 

@@ -87,9 +87,25 @@ impl crate::routes::common::DistrictChecked for EmployerInput {
     }
 }
 
+/// The `view` of a full employer record (the discriminator of `EmployerRecord`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum FullView {
+    #[serde(rename = "full")]
+    Full,
+}
+
+/// The `view` of an employer's public part (the discriminator of `EmployerRecord`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum PublicView {
+    #[serde(rename = "public")]
+    Public,
+}
+
 /// An employer as read by office staff and by the employer itself.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EmployerDto {
+    /// Always `full`: tells this record from the public part in a list.
+    pub view: FullView,
     pub id: Uuid,
     pub name: String,
     pub legal_form: Option<String>,
@@ -109,6 +125,7 @@ pub struct EmployerDto {
 impl From<&employer::Model> for EmployerDto {
     fn from(m: &employer::Model) -> Self {
         Self {
+            view: FullView::Full,
             id: m.id,
             name: m.name.clone(),
             legal_form: m.legal_form.clone(),
@@ -152,6 +169,8 @@ impl From<&employer::Model> for EmployerInput {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmployerPublicDto {
+    /// Always `public`: tells this record from the full one in a list.
+    pub view: PublicView,
     pub id: Uuid,
     pub name: String,
     pub legal_form: Option<String>,
@@ -164,6 +183,7 @@ pub struct EmployerPublicDto {
 impl From<&employer::Model> for EmployerPublicDto {
     fn from(m: &employer::Model) -> Self {
         Self {
+            view: PublicView::Public,
             id: m.id,
             name: m.name.clone(),
             legal_form: m.legal_form.clone(),

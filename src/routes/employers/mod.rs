@@ -67,8 +67,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// An employer as the caller may see it: in full (office staff, the employer
 /// itself) or only its public part (job centres).
+/// `view` tells the two apart, so generated clients need not guess.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(discriminator(property_name = "view", mapping(
+    ("full" = "#/components/schemas/EmployerDto"),
+    ("public" = "#/components/schemas/EmployerPublicDto"),
+)))]
 pub enum EmployerRecord {
     Full(EmployerDto),
     Public(EmployerPublicDto),

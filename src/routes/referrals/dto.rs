@@ -319,7 +319,9 @@ pub struct BatchResult {
     pub id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referral: Option<ReferralDto>,
+    /// Why the item failed (absent on success).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::error::ProblemDetails>, nullable = false)]
     pub problem: Option<serde_json::Value>,
 }
 
