@@ -16,6 +16,7 @@ mod erasure;
 mod errors;
 mod funding;
 mod fuzz_regressions;
+mod http_semantics;
 mod invariants;
 mod matching;
 mod measures;
