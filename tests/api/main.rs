@@ -18,6 +18,7 @@ mod funding;
 mod fuzz_regressions;
 mod http_semantics;
 mod invariants;
+mod limits;
 mod matching;
 mod measures;
 mod operations;

@@ -25,7 +25,7 @@ pub struct ConsentInput {
     pub data_processing: Option<bool>,
     /// Whether providers and employers may see name and contact in referrals. Default `false`.
     pub share_with_providers: Option<bool>,
-    #[schema(value_type = Option<DateTime<Utc>>)]
+    #[schema(value_type = Option<DateTime<Utc>>, max_length = 40)]
     pub given_at: Option<String>,
 }
 
@@ -60,7 +60,7 @@ pub struct ClientInput {
     /// Required.
     #[schema(required = true, nullable = false, min_length = 1, max_length = 100, pattern = "\\S")]
     pub last_name: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub date_of_birth: Option<String>,
     #[schema(
         max_length = 254,
@@ -71,8 +71,9 @@ pub struct ClientInput {
     pub phone: Option<String>,
     pub address: Option<Address>,
     /// A code of `districts`.
+    #[schema(max_length = 8)]
     pub district: Option<String>,
-    #[schema(value_type = Option<Vec<TargetGroup>>)]
+    #[schema(value_type = Option<Vec<TargetGroup>>, max_items = 10)]
     pub target_groups: Option<Vec<String>>,
     #[schema(value_type = Option<EducationLevel>)]
     pub education_level: Option<String>,
@@ -82,7 +83,7 @@ pub struct ClientInput {
     /// ISO 639-1 codes.
     #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50, example = json!(["de", "uk"]))]
     pub languages: Option<Vec<String>>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub available_from: Option<String>,
     #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
@@ -120,6 +121,7 @@ impl crate::routes::common::DistrictChecked for ClientInput {
         let available_from = c.date("available_from", self.available_from.as_deref());
         let hours_per_week = c.opt_int("hours_per_week", self.hours_per_week, 1, 60);
         let consent_in = self.consent.unwrap_or_default();
+        c.max_chars("consent.given_at", consent_in.given_at.as_deref(), 40);
         let consent = Consent {
             data_processing: consent_in.data_processing.unwrap_or(false),
             share_with_providers: consent_in.share_with_providers.unwrap_or(false),
@@ -265,7 +267,7 @@ pub struct ClientQuery {
     "notes": "Lebenslauf überarbeitet.", "follow_up_on": "2026-12-04"}))]
 pub struct ConsultationInput {
     /// Required. Not in the future.
-    #[schema(value_type = NaiveDate, required = true)]
+    #[schema(value_type = NaiveDate, required = true, max_length = 10)]
     pub held_on: Option<String>,
     /// Required. A code of `consultation_topics`.
     #[schema(value_type = ConsultationTopic, required = true)]
@@ -274,7 +276,7 @@ pub struct ConsultationInput {
     pub duration_minutes: Option<i64>,
     #[schema(max_length = 10000)]
     pub notes: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub follow_up_on: Option<String>,
 }
 
@@ -288,7 +290,7 @@ pub struct ConsultationInput {
     "notes": "Ausbildungsplatz Bäcker:in ab August besprochen.", "follow_up_on": "2026-12-04"}))]
 pub struct EmployerConsultationInput {
     /// Required. Not in the future.
-    #[schema(value_type = NaiveDate, required = true)]
+    #[schema(value_type = NaiveDate, required = true, max_length = 10)]
     pub held_on: Option<String>,
     /// Required. A code of `employer_consultation_topics`.
     #[schema(value_type = EmployerConsultationTopic, required = true)]
@@ -297,7 +299,7 @@ pub struct EmployerConsultationInput {
     pub duration_minutes: Option<i64>,
     #[schema(max_length = 10000)]
     pub notes: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub follow_up_on: Option<String>,
 }
 
