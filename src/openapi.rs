@@ -324,6 +324,8 @@ fn declare_rate_limit_headers(doc: &mut utoipa::openapi::OpenApi) {
             continue;
         }
         for (_, op) in operations_mut(item) {
+            // Public operations (`/metrics`) spend the anonymous budget too.
+            add_response(op, Problem::RateLimited);
             for response in op.responses.responses.values_mut() {
                 if let RefOr::T(response) = response {
                     add(response);
