@@ -226,7 +226,118 @@ pub fn build() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::all).split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     finish(&mut doc, &routes::access_rules());
+    declare_conditional_reads(&mut doc);
+    declare_rate_limit_headers(&mut doc);
     shape(doc)
+}
+
+/// Every `GET` whose `200` carries an `ETag` also answers `If-None-Match`
+/// with `304 Not Modified` (`http::preconditions::not_modified`): declared
+/// here from that one fact, so a new read with an `ETag` is covered too.
+fn declare_conditional_reads(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        Required,
+        header::Header,
+        path::{ParameterBuilder, ParameterIn},
+        schema::{ObjectBuilder, Type},
+    };
+    for item in doc.paths.paths.values_mut() {
+        let Some(op) = item.get.as_mut() else { continue };
+        let has_etag = match op.responses.responses.get("200") {
+            Some(RefOr::T(ok)) => ok.headers.keys().any(|h| h.eq_ignore_ascii_case("etag")),
+            _ => false,
+        };
+        if !has_etag {
+            continue;
+        }
+        let parameter = ParameterBuilder::new()
+            .name("If-None-Match")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "ETags of the versions the caller holds (`\"3\"`, a list `\"2\", \"3\"`, weak `W/\"3\"`, or `*`). \
+                 When one names the current version the answer is `304` without a body.",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(1024))))
+            .build();
+        op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
+        let mut not_modified = ResponseBuilder::new()
+            .description(
+                "Not modified: `If-None-Match` names the current version; no body. Reads of personal data are audited all the same.",
+            )
+            .build();
+        not_modified
+            .headers
+            .insert("ETag".to_owned(), RefOr::T(Header::new(ObjectBuilder::new().schema_type(Type::String))));
+        op.responses.responses.insert("304".to_owned(), RefOr::T(not_modified));
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (`http::rate_limit`) on every answer
+/// of every operation that spends a budget — all but the probes — declared
+/// once as header components and referenced from each response (the
+/// standard problem responses included).
+fn declare_rate_limit_headers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        header::HeaderBuilder,
+        schema::{ObjectBuilder, Type},
+    };
+    const POLICY: &str = "RateLimit-Policy";
+    const STATE: &str = "RateLimit";
+    let components = doc.components.get_or_insert_with(Default::default);
+    let header = |description: &str, example: &str| {
+        RefOr::T(
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(200))))
+                .description(Some(description))
+                .example(Some(serde_json::Value::String(example.to_owned())))
+                .build(),
+        )
+    };
+    components.headers.insert(
+        POLICY.to_owned(),
+        header(
+            "The budget this answer counted against (IETF draft-ietf-httpapi-ratelimit-headers): `q` requests per \
+             `w` seconds; policy `default` per principal (`OSTWERK_RATE_LIMIT`), `anonymous` per address for \
+             requests without a valid token (`OSTWERK_RATE_LIMIT_ANON`). Absent when that limit is switched off.",
+            "\"default\";q=600;w=60",
+        ),
+    );
+    components.headers.insert(
+        STATE.to_owned(),
+        header(
+            "Where the caller stands: `r` requests left, `t` seconds until the whole quota is available again \
+             (an upper bound; after a `429`, `Retry-After` says when the next single request is allowed).",
+            "\"default\";r=599;t=1",
+        ),
+    );
+    let add = |response: &mut utoipa::openapi::Response| {
+        for name in [POLICY, STATE] {
+            response
+                .headers
+                .entry(name.to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/headers/{name}"))));
+        }
+    };
+    for response in components.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            add(response);
+        }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if crate::http::rate_limit::is_probe(path) {
+            continue;
+        }
+        for (_, op) in operations_mut(item) {
+            // Public operations (`/metrics`) spend the anonymous budget too.
+            add_response(op, Problem::RateLimited);
+            for response in op.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    add(response);
+                }
+            }
+        }
+    }
 }
 
 /// The document as committed in `openapi/openapi.json`.

@@ -26,7 +26,7 @@ use crate::{
     http::{
         fallback,
         heavy::{HeavyGate, ResponseCache},
-        metrics,
+        metrics, preconditions,
         rate_limit::{AnonymousRateLimit, RateLimit, limit_anonymous},
         request_context::request_context,
     },
@@ -283,6 +283,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
                 }),
             )
             .default_service(web::to(fallback::not_found_or_method_not_allowed))
+            .wrap(from_fn(preconditions::not_modified))
             .wrap(cors(&origins))
             .wrap(from_fn(crate::strict_query::check_query))
             .wrap(from_fn(extract::reject_nul_in_url))
@@ -323,6 +324,7 @@ fn cors(origins: &[String]) -> Cors {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_MATCH,
+            header::IF_NONE_MATCH,
             header::ACCEPT_LANGUAGE,
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-request-id"),
@@ -333,6 +335,8 @@ fn cors(origins: &[String]) -> Cors {
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
             header::HeaderName::from_static("idempotent-replayed"),
+            header::HeaderName::from_static(crate::http::rate_limit::POLICY_HEADER),
+            header::HeaderName::from_static(crate::http::rate_limit::STATE_HEADER),
         ])
         .max_age(3600);
     for origin in origins {

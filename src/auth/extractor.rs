@@ -38,7 +38,7 @@ impl FromRequest for AuthUser {
             if let Some(org) = &principal.org {
                 req.extensions_mut().insert(crate::http::request_context::AccessLogOrg(org.clone()));
             }
-            state.rate_limit.check(&principal)?;
+            state.rate_limit.check(&principal, &req)?;
             Ok(AuthUser(principal))
         })
     }

@@ -89,20 +89,27 @@ impl Checker {
     }
 
     /// Required text: trimmed, non-empty, at most `max` characters.
+    ///
+    /// The limit counts the value as sent, before trimming: it is the
+    /// `maxLength` the OpenAPI document declares, and a declared limit the
+    /// server stretches (by trimming first) is one a client generator or a
+    /// fuzzer rightly reports as not enforced.
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
         let trimmed = value.trim();
         if trimmed.is_empty() {
             self.add(field, "must not be empty");
-        } else if trimmed.chars().count() > max {
+        } else if value.chars().count() > max {
             self.add(field, format!("must be at most {max} characters"));
         }
         trimmed.to_owned()
     }
 
-    /// Optional text: trimmed; blank becomes `None`.
+    /// Optional text: trimmed; blank becomes `None`. The limit counts the
+    /// value as sent (see [`Checker::text`]).
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
-        let trimmed = value.map(str::trim).filter(|v| !v.is_empty())?;
-        if trimmed.chars().count() > max {
+        let value = value?;
+        let trimmed = Some(value.trim()).filter(|v| !v.is_empty())?;
+        if value.chars().count() > max {
             self.add(field, format!("must be at most {max} characters"));
         }
         Some(trimmed.to_owned())
@@ -121,8 +128,13 @@ impl Checker {
         value.and_then(|v| self.code(field, v))
     }
 
-    /// A list of codes; duplicates are dropped, order kept.
+    /// A list of codes; duplicates are dropped, order kept. At most as many
+    /// entries as the code list has (the `maxItems` the spec declares): a
+    /// longer list can only repeat codes.
     pub fn codes<T: CodeList + PartialEq>(&mut self, field: &str, values: &[String]) -> Vec<T> {
+        if values.len() > T::ALL.len() {
+            self.add(field, format!("must have at most {} entries", T::ALL.len()));
+        }
         let mut out: Vec<T> = Vec::new();
         for (i, v) in values.iter().enumerate() {
             if let Some(c) = self.code::<T>(&format!("{field}[{i}]"), v)
@@ -185,7 +197,8 @@ impl Checker {
 
     /// A KldB 2010 occupation code: five digits.
     pub fn kldb(&mut self, field: &str, value: &str) -> String {
-        let v = value.trim();
+        // Not trimmed: the spec declares exactly five characters.
+        let v = value;
         if v.len() != 5 || !v.chars().all(|c| c.is_ascii_digit()) {
             self.add(field, "must be a KldB 2010 occupation code of five digits");
         }
@@ -218,7 +231,9 @@ impl Checker {
     /// blank is refused like any other malformed date: treated as absent, a
     /// required `"held_on": ""` slipped past `required` and became a `500`.
     pub fn date(&mut self, field: &str, value: Option<&str>) -> Option<chrono::NaiveDate> {
-        let date = parse_date(value?.trim());
+        // Exactly `YYYY-MM-DD` (the declared `maxLength` 10): not trimmed, and
+        // a present but blank value is malformed, not absent.
+        let date = parse_date(value?);
         if date.is_none() {
             self.add(field, "must be a date YYYY-MM-DD");
         }
@@ -234,6 +249,28 @@ impl Checker {
                 self.add(field, message);
                 None
             }
+        }
+    }
+
+    /// An optional UUID in its hyphenated form (36 characters, the
+    /// `maxLength` the spec declares). `Uuid::parse_str` alone also takes
+    /// the braced, URN and 32-digit forms, which `format: uuid` excludes.
+    pub fn uuid(&mut self, field: &str, value: Option<&str>) -> Option<uuid::Uuid> {
+        let v = value?;
+        match uuid::Uuid::try_parse(v) {
+            Ok(id) if v.len() == 36 => Some(id),
+            _ => {
+                self.add(field, "must be a UUID like 0193a000-0000-7000-8000-00000000c001");
+                None
+            }
+        }
+    }
+
+    /// The declared `maxLength` of a field validated otherwise (a
+    /// timestamp), counted on the value as sent.
+    pub fn max_chars(&mut self, field: &str, value: Option<&str>, max: usize) {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            self.add(field, format!("must be at most {max} characters"));
         }
     }
 
@@ -392,6 +429,30 @@ mod tests {
         let codes: Vec<String> = (0..=MAX_LIST_ENTRIES).map(|i| format!("{:05}", 10_000 + i)).collect();
         c.kldb_list("occupation_codes", &codes);
         assert_eq!(c.finish().err().unwrap().errors[0].field, "occupation_codes");
+    }
+
+    #[test]
+    fn limits_count_the_value_as_sent_not_the_trimmed_one() {
+        let mut c = Checker::new();
+        c.text("name", &format!(" {}", "a".repeat(10)), 10);
+        c.opt_text("note", Some(&format!("{} ", "a".repeat(10))), 10);
+        c.kldb("occupation_code", " 29302");
+        c.date("start_date", Some(" 2026-05-04"));
+        let err = c.finish().err().unwrap();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "note", "occupation_code", "start_date"]);
+    }
+
+    #[test]
+    fn code_lists_are_at_most_as_long_as_the_list_and_uuids_hyphenated() {
+        let mut c = Checker::new();
+        let too_many: Vec<String> = std::iter::repeat_n("youth".to_owned(), TargetGroup::ALL.len() + 1).collect();
+        c.codes::<TargetGroup>("target_groups", &too_many);
+        c.uuid("client_id", Some("urn:uuid:0193a000-0000-7000-8000-00000000c001"));
+        assert!(c.uuid("ok", Some("0193a000-0000-7000-8000-00000000c001")).is_some());
+        let err = c.finish().err().unwrap();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["target_groups", "client_id"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub struct Address {
     #[schema(example = "Eisenbahnstraße 66", max_length = 200)]
     pub street: Option<String>,
     /// Five-digit German postal code.
-    #[schema(example = "04315", pattern = "^[0-9]{5}$")]
+    #[schema(example = "04315", min_length = 5, max_length = 5, pattern = "^[0-9]{5}$")]
     pub postal_code: Option<String>,
     #[schema(example = "Leipzig", max_length = 100)]
     pub city: Option<String>,

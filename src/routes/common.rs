@@ -134,6 +134,8 @@ impl utoipa::PartialSchema for KldbCode {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         ObjectBuilder::new()
             .schema_type(Type::String)
+            .min_length(Some(5))
+            .max_length(Some(5))
             .pattern(Some("^[0-9]{5}$"))
             .description(Some("KldB 2010 occupation code, five digits."))
             .into()

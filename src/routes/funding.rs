@@ -91,15 +91,15 @@ pub struct ProgrammeInput {
     pub funder: Option<String>,
     #[schema(max_length = 300)]
     pub legal_basis: Option<String>,
-    #[schema(value_type = Option<Vec<TargetGroup>>)]
+    #[schema(value_type = Option<Vec<TargetGroup>>, max_items = 10)]
     pub target_groups: Option<Vec<String>>,
     /// Who may apply; empty: anybody.
-    #[schema(value_type = Option<Vec<ApplicantKind>>)]
+    #[schema(value_type = Option<Vec<ApplicantKind>>, max_items = 4)]
     pub eligible_applicants: Option<Vec<String>>,
     /// At most two decimals.
     #[schema(minimum = 0, maximum = 1000000000)]
     pub max_amount_eur: Option<f64>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub deadline: Option<String>,
     /// http(s).
     #[schema(max_length = 2000)]
@@ -310,13 +310,13 @@ pub async fn delete_funding_programme(
     "applicant_id": "0193a000-0000-7000-8000-00000000c001", "amount_requested_eur": 5000, "status": "draft"}))]
 pub struct ApplicationInput {
     /// Required.
-    #[schema(value_type = Uuid, required = true)]
+    #[schema(value_type = Uuid, required = true, max_length = 36)]
     pub programme_id: Option<String>,
     /// Required: `client`, `employer`, `provider` or `association` (a provider of kind association).
     #[schema(value_type = ApplicantKind, required = true)]
     pub applicant_kind: Option<String>,
     /// Required: the id of the client, employer or provider applying.
-    #[schema(value_type = Uuid, required = true)]
+    #[schema(value_type = Uuid, required = true, max_length = 36)]
     pub applicant_id: Option<String>,
     /// Required. At most two decimals.
     #[schema(required = true, nullable = false, minimum = 0, maximum = 1000000000)]
@@ -327,9 +327,9 @@ pub struct ApplicationInput {
     /// Default `draft`.
     #[schema(value_type = Option<FundingApplicationStatus>)]
     pub status: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub submitted_on: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub decided_on: Option<String>,
     #[schema(max_length = 10000)]
     pub note: Option<String>,
@@ -337,11 +337,7 @@ pub struct ApplicationInput {
 
 fn uuid_field(c: &mut Checker, field: &str, value: Option<&str>) -> Option<Uuid> {
     let v = c.required(field, value)?;
-    let parsed = Uuid::parse_str(v.trim()).ok();
-    if parsed.is_none() {
-        c.add(field, "must be a UUID");
-    }
-    parsed
+    c.uuid(field, Some(v))
 }
 
 impl ApplicationInput {

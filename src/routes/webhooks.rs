@@ -55,7 +55,7 @@ pub struct WebhookInput {
     #[schema(required = true, nullable = false, min_length = 1, max_length = 2000, pattern = "\\S")]
     pub url: Option<String>,
     /// Required, at least one.
-    #[schema(value_type = Vec<WebhookEvent>, required = true)]
+    #[schema(value_type = Vec<WebhookEvent>, required = true, max_items = 3)]
     pub events: Option<Vec<String>>,
     /// Admins only: the organisation subscribing (default: the caller's).
     #[schema(max_length = 200)]

@@ -221,6 +221,10 @@ pub async fn measure_changed(db: &impl ConnectionTrait, m: &measure::Model, dele
 pub fn parse_events(values: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
     let mut errors = Vec::new();
     let mut events = Vec::new();
+    // The declared `maxItems`: a longer list can only repeat events.
+    if values.len() > WebhookEvent::ALL.len() {
+        errors.push(FieldError::new("events", format!("must have at most {} entries", WebhookEvent::ALL.len())));
+    }
     for (i, v) in values.iter().enumerate() {
         match WebhookEvent::parse(v) {
             Some(e) if !events.contains(&e) => events.push(e),

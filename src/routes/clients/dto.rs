@@ -28,7 +28,7 @@ pub struct ConsentInput {
     /// When consent was given: a timestamp with an offset, RFC 3339 or ISO 8601
     /// (`Z`, `+00:00` or `+0000`; fractions of a second allowed; without an
     /// offset `422`). Read back in UTC.
-    #[schema(value_type = Option<DateTime<Utc>>)]
+    #[schema(value_type = Option<DateTime<Utc>>, max_length = 40)]
     pub given_at: Option<String>,
 }
 
@@ -63,7 +63,7 @@ pub struct ClientInput {
     /// Required.
     #[schema(required = true, nullable = false, min_length = 1, max_length = 100, pattern = "\\S")]
     pub last_name: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub date_of_birth: Option<String>,
     #[schema(
         max_length = 254,
@@ -74,8 +74,9 @@ pub struct ClientInput {
     pub phone: Option<String>,
     pub address: Option<Address>,
     /// A code of `districts`.
+    #[schema(max_length = 8)]
     pub district: Option<String>,
-    #[schema(value_type = Option<Vec<TargetGroup>>)]
+    #[schema(value_type = Option<Vec<TargetGroup>>, max_items = 10)]
     pub target_groups: Option<Vec<String>>,
     #[schema(value_type = Option<EducationLevel>)]
     pub education_level: Option<String>,
@@ -85,7 +86,7 @@ pub struct ClientInput {
     /// ISO 639-1 codes.
     #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50, example = json!(["de", "uk"]))]
     pub languages: Option<Vec<String>>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub available_from: Option<String>,
     #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
@@ -123,6 +124,7 @@ impl crate::routes::common::DistrictChecked for ClientInput {
         let available_from = c.date("available_from", self.available_from.as_deref());
         let hours_per_week = c.opt_int("hours_per_week", self.hours_per_week, 1, 60);
         let consent_in = self.consent.unwrap_or_default();
+        c.max_chars("consent.given_at", consent_in.given_at.as_deref(), 40);
         let consent = Consent {
             data_processing: consent_in.data_processing.unwrap_or(false),
             share_with_providers: consent_in.share_with_providers.unwrap_or(false),
@@ -270,7 +272,7 @@ pub struct ClientQuery {
     "notes": "Lebenslauf überarbeitet.", "follow_up_on": "2026-12-04"}))]
 pub struct ConsultationInput {
     /// Required. Not in the future.
-    #[schema(value_type = NaiveDate, required = true)]
+    #[schema(value_type = NaiveDate, required = true, max_length = 10)]
     pub held_on: Option<String>,
     /// Required. A code of `consultation_topics`.
     #[schema(value_type = ConsultationTopic, required = true)]
@@ -279,7 +281,7 @@ pub struct ConsultationInput {
     pub duration_minutes: Option<i64>,
     #[schema(max_length = 10000)]
     pub notes: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub follow_up_on: Option<String>,
 }
 
@@ -293,7 +295,7 @@ pub struct ConsultationInput {
     "notes": "Ausbildungsplatz Bäcker:in ab August besprochen.", "follow_up_on": "2026-12-04"}))]
 pub struct EmployerConsultationInput {
     /// Required. Not in the future.
-    #[schema(value_type = NaiveDate, required = true)]
+    #[schema(value_type = NaiveDate, required = true, max_length = 10)]
     pub held_on: Option<String>,
     /// Required. A code of `employer_consultation_topics`.
     #[schema(value_type = EmployerConsultationTopic, required = true)]
@@ -302,7 +304,7 @@ pub struct EmployerConsultationInput {
     pub duration_minutes: Option<i64>,
     #[schema(max_length = 10000)]
     pub notes: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub follow_up_on: Option<String>,
 }
 

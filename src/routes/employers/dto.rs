@@ -34,9 +34,11 @@ pub struct EmployerInput {
     #[schema(max_length = 100)]
     pub legal_form: Option<String>,
     /// WZ 2008 code, e.g. `47.11`.
-    #[schema(pattern = "^([A-Z]|[0-9]{2}(\\.[0-9]{1,2}(\\.[0-9])?)?)$")]
+    #[schema(max_length = 10, pattern = "^([A-Z]|[0-9]{2}(\\.[0-9]{1,2}(\\.[0-9])?)?)$")]
     pub sector: Option<String>,
     pub address: Option<Address>,
+    /// A code of `districts` (at most 8 characters).
+    #[schema(max_length = 8)]
     pub district: Option<String>,
     #[schema(minimum = 0, maximum = 1000000)]
     pub employee_count: Option<i64>,
@@ -44,7 +46,7 @@ pub struct EmployerInput {
     #[schema(value_type = Option<SettlementStatus>)]
     pub settlement_status: Option<String>,
     pub is_training_company: Option<bool>,
-    #[schema(value_type = Option<Vec<EmployerNeed>>)]
+    #[schema(value_type = Option<Vec<EmployerNeed>>, max_items = 6)]
     pub needs: Option<Vec<String>>,
     pub contact: Option<Contact>,
 }
@@ -229,13 +231,13 @@ pub struct VacancyInput {
     #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
     pub title: Option<String>,
     /// Required. KldB 2010, five digits.
-    #[schema(required = true, nullable = false, pattern = "^[0-9]{5}$")]
+    #[schema(required = true, nullable = false, min_length = 5, max_length = 5, pattern = "^[0-9]{5}$")]
     pub occupation_code: Option<String>,
     #[schema(max_length = 20000)]
     pub description: Option<String>,
     #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub start_date: Option<String>,
     /// At least 1 (default 1).
     #[schema(minimum = 1, maximum = 10000)]
@@ -245,6 +247,8 @@ pub struct VacancyInput {
     /// ISO 639-1 codes.
     #[schema(value_type = Option<Vec<LanguageCode>>, max_items = 50)]
     pub languages: Option<Vec<String>>,
+    /// A code of `districts` (at most 8 characters).
+    #[schema(max_length = 8)]
     pub district: Option<String>,
     /// Default `open`.
     #[schema(value_type = Option<VacancyStatus>)]

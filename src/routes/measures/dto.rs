@@ -31,7 +31,7 @@ use crate::{
 }))]
 pub struct MeasureInput {
     /// Required. The provider running it; a provider principal may only use its own id.
-    #[schema(value_type = Uuid, required = true)]
+    #[schema(value_type = Uuid, required = true, max_length = 36)]
     pub provider_id: Option<String>,
     /// Required.
     #[schema(required = true, nullable = false, min_length = 1, max_length = 300, pattern = "\\S")]
@@ -48,16 +48,18 @@ pub struct MeasureInput {
     #[schema(value_type = FundingType, required = true)]
     pub funding: Option<String>,
     /// Empty: open to every target group.
-    #[schema(value_type = Option<Vec<TargetGroup>>)]
+    #[schema(value_type = Option<Vec<TargetGroup>>, max_items = 10)]
     pub target_groups: Option<Vec<String>>,
     /// KldB 2010 codes, five digits each.
     #[schema(value_type = Option<Vec<KldbCode>>, max_items = 50)]
     pub occupation_codes: Option<Vec<String>>,
+    /// A code of `districts` (at most 8 characters).
+    #[schema(max_length = 8)]
     pub district: Option<String>,
     pub address: Option<Address>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub start_date: Option<String>,
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub end_date: Option<String>,
     #[schema(minimum = 1, maximum = 60)]
     pub hours_per_week: Option<i64>,
@@ -80,13 +82,7 @@ impl crate::routes::common::DistrictChecked for MeasureInput {
     fn validate(self, district_known: impl Fn(&str) -> bool) -> Result<MeasureFields, ApiError> {
         let mut c = Checker::new();
         let provider_id =
-            c.required("provider_id", self.provider_id.as_deref()).and_then(|p| match Uuid::parse_str(p) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    c.add("provider_id", "must be a provider id (UUID)");
-                    None
-                }
-            });
+            c.required("provider_id", self.provider_id.as_deref()).and_then(|p| c.uuid("provider_id", Some(p)));
         let title = c.required("title", self.title.as_deref()).map(|v| c.text("title", v, 300));
         let description = c.opt_text("description", self.description.as_deref(), 20_000);
         let kind = c.required("kind", self.kind.as_deref()).and_then(|k| c.code::<MeasureKind>("kind", k));

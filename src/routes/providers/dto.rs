@@ -38,7 +38,7 @@ pub struct ProviderInput {
     pub azav_certified: Option<bool>,
     pub address: Option<Address>,
     /// A code of the `districts` list.
-    #[schema(example = "21")]
+    #[schema(example = "21", max_length = 8)]
     pub district: Option<String>,
     pub contact: Option<Contact>,
     /// http(s) URL.

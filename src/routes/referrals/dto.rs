@@ -27,11 +27,11 @@ use crate::{
 }))]
 pub struct ReferralInput {
     /// Required.
-    #[schema(value_type = Uuid, required = true)]
+    #[schema(value_type = Uuid, required = true, max_length = 36)]
     pub client_id: Option<String>,
-    #[schema(value_type = Option<Uuid>)]
+    #[schema(value_type = Option<Uuid>, max_length = 36)]
     pub measure_id: Option<String>,
-    #[schema(value_type = Option<Uuid>)]
+    #[schema(value_type = Option<Uuid>, max_length = 36)]
     pub vacancy_id: Option<String>,
     /// The referring organisation's own number; unique per organisation.
     #[schema(max_length = 100)]
@@ -41,14 +41,7 @@ pub struct ReferralInput {
 }
 
 fn uuid_field(c: &mut Checker, field: &str, value: Option<&str>) -> Option<Uuid> {
-    let v = value?;
-    match Uuid::parse_str(v.trim()) {
-        Ok(id) => Some(id),
-        Err(_) => {
-            c.add(field, "must be a UUID");
-            None
-        }
-    }
+    c.uuid(field, value)
 }
 
 impl ReferralInput {
@@ -106,13 +99,13 @@ pub struct TransitionInput {
     #[schema(max_length = 10000)]
     pub reason_note: Option<String>,
     /// Required for `reject`: `provider` or `client`.
-    #[schema(pattern = "^(provider|client)$")]
+    #[schema(max_length = 8, pattern = "^(provider|client)$")]
     pub rejected_by: Option<String>,
     /// Required for `complete`.
     #[schema(value_type = Option<Outcome>)]
     pub outcome: Option<String>,
     /// Only with `complete`.
-    #[schema(value_type = Option<NaiveDate>)]
+    #[schema(value_type = Option<NaiveDate>, max_length = 10)]
     pub outcome_on: Option<String>,
 }
 
@@ -122,7 +115,7 @@ impl TransitionInput {
         let action = c.required("action", self.action.as_deref()).and_then(|a| c.code::<ReferralAction>("action", a));
         let reason_code = c.opt_code::<ReasonCode>("reason_code", self.reason_code.as_deref());
         let reason_note = c.opt_text("reason_note", self.reason_note.as_deref(), 10_000);
-        let rejected_by = c.opt_text("rejected_by", self.rejected_by.as_deref(), 16);
+        let rejected_by = c.opt_text("rejected_by", self.rejected_by.as_deref(), 8);
         let outcome = c.opt_code::<Outcome>("outcome", self.outcome.as_deref());
         let outcome_on = c.date("outcome_on", self.outcome_on.as_deref());
         c.finish()?;
