@@ -18,6 +18,8 @@ use crate::{
     routes::{self, common::DateOrTimestamp},
 };
 
+mod examples;
+
 pub const BEARER: &str = "bearer";
 
 #[derive(OpenApi)]
@@ -221,6 +223,7 @@ pub fn build() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::all).split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     finish(&mut doc, &routes::access_rules());
+    examples::fill(&mut doc);
     doc
 }
 

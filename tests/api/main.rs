@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod code_lists;
 mod contract;
+mod contract_examples;
 mod demo;
 mod employers;
 mod erasure;
