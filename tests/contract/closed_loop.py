@@ -9,7 +9,7 @@ statistics. Every answer must parse into the generated model of its status;
 anything else — an unexpected status, a problem, a model that does not fit —
 fails the run.
 
-Environment: OSTWERK_URL (the served instance), OSTWERK_BIN (the binary, to
+Environment: CONTRACT_URL (the served instance), CONTRACT_BIN (the binary, to
 mint tokens with `ostwerk token`; needs OSTWERK_JWT_SECRET), and the
 generated package `ostwerk_client` on PYTHONPATH.
 """
@@ -44,8 +44,8 @@ from ostwerk_client.models import (
 )
 from ostwerk_client.types import Response
 
-BASE = os.environ["OSTWERK_URL"]
-BIN = os.environ["OSTWERK_BIN"]
+BASE = os.environ["CONTRACT_URL"]
+BIN = os.environ["CONTRACT_BIN"]
 JOBCENTRE = "jc-leipzig"
 
 T = TypeVar("T")
