@@ -8,7 +8,7 @@
 # requirements.txt, cached under ~/.cache.
 #
 #   tests/contract/run.sh                 # everything
-#   tests/contract/run.sh lint ts python  # only some parts
+#   tests/contract/run.sh lint ts python  # only some parts (lint owasp ts python fuzz-sqlite fuzz-postgres)
 #   tests/contract/run.sh fuzz-sqlite fuzz-postgres
 #   ST_MAX_TIME=600 tests/contract/run.sh fuzz-sqlite   # a longer fuzz run
 set -euo pipefail
@@ -28,7 +28,7 @@ ST_MAX_TIME="${ST_MAX_TIME:-150}"
 ST_MAX_EXAMPLES="${ST_MAX_EXAMPLES:-25}"
 SECRET="contract-secret-contract-secret-contract"
 PARTS=("$@")
-[ ${#PARTS[@]} -gt 0 ] || PARTS=(lint ts python fuzz-sqlite fuzz-postgres)
+[ ${#PARTS[@]} -gt 0 ] || PARTS=(lint owasp ts python fuzz-sqlite fuzz-postgres)
 
 WORK="$(mktemp -d)"
 PID=""
@@ -116,6 +116,13 @@ part_lint() {
     (cd "$HERE" && npx --no-install redocly lint --config redocly.yaml "$SPEC")
     say "spectral lint (spectral:oas)"
     (cd "$HERE" && npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml "$SPEC")
+}
+
+part_owasp() {
+    node_tools
+    say "spectral with the OWASP ruleset (report only: findings per rule)"
+    (cd "$HERE" && npx --no-install spectral lint --ruleset .spectral-owasp.yaml "$SPEC" 2>/dev/null || true) \
+        | awk 'NF >= 3 && ($2 == "error" || $2 == "warning") { print $2, $3 }' | sort | uniq -c | sort -rn
 }
 
 part_ts() {
