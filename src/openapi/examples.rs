@@ -107,7 +107,7 @@ pub fn compose(schema: &Value, schemas: &Value, depth: usize) -> Option<Value> {
                 .unwrap_or_default();
             if let Some(props) = s.get("properties").and_then(Value::as_object) {
                 for (name, prop) in props {
-                    match compose(prop, schemas, depth + 1) {
+                    match named_example(name, prop).or_else(|| compose(prop, schemas, depth + 1)) {
                         Some(value) => {
                             fields.insert(name.clone(), value);
                         }
@@ -134,6 +134,29 @@ pub fn compose(schema: &Value, schemas: &Value, depth: usize) -> Option<Value> {
         "null" => Some(Value::Null),
         _ => None,
     }
+}
+
+/// A plain text field whose name says what it holds gets a value of that
+/// kind (`"email": "Beispiel"` would teach a partner nothing).
+fn named_example(name: &str, prop: &Value) -> Option<Value> {
+    let p = prop.as_object()?;
+    let plain_text = match p.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(types)) => types.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    if !plain_text || ["example", "examples", "format", "pattern", "enum", "$ref"].iter().any(|k| p.contains_key(*k)) {
+        return None;
+    }
+    let text = match name {
+        "first_name" => "Mara",
+        "last_name" => "Beispiel",
+        n if n.contains("email") => "name@example.org",
+        n if n.contains("phone") => "+49 341 1234567",
+        _ => return None,
+    };
+    let max = p.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
+    (text.chars().count() <= max).then(|| json!(text))
 }
 
 fn string_example(s: &Map<String, Value>) -> Option<Value> {

@@ -36,6 +36,7 @@ stop_server() {
     if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
 }
 trap 'stop_server; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
 
 say() { printf '\n--> %s\n' "$*"; }
 
@@ -51,6 +52,8 @@ node_tools() {
         cp "$HERE/package.json" "$HERE/package-lock.json" "$dir/"
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     fi
+    # A node_modules of a local `npm install` is replaced by the pinned one.
+    [ -L "$HERE/node_modules" ] || rm -rf "$HERE/node_modules"
     ln -sfn "$dir/node_modules" "$HERE/node_modules"
 }
 python_tools() {
