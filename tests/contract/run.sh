@@ -115,10 +115,16 @@ server_errors() {
 # ---- parts -----------------------------------------------------------------
 part_lint() {
     node_tools
-    say "redocly lint (recommended)"
-    (cd "$HERE" && npx --no-install redocly lint --config redocly.yaml "$SPEC")
-    say "spectral lint (spectral:oas)"
-    (cd "$HERE" && npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml "$SPEC")
+    local status=0
+    # Both linters run even when the first one fails: one CI log shows all findings.
+    say "redocly lint (recommended; warnings fail too)"
+    (cd "$HERE" && npx --no-install redocly lint --config redocly.yaml "$SPEC" 2>&1) \
+        | tee "$WORK/redocly.log" | grep -vE '║|╔|╚' || status=1
+    # Redocly exits 0 on warnings ("You have 2 warnings."); the contract has none.
+    if grep -qE 'You have [0-9]+ warning' "$WORK/redocly.log"; then status=1; fi
+    say "spectral lint (spectral:oas; warnings fail too)"
+    (cd "$HERE" && npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml "$SPEC") || status=1
+    return "$status"
 }
 
 part_owasp() {
