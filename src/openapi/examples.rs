@@ -173,8 +173,13 @@ fn string_example(s: &Map<String, Value>) -> Option<Value> {
     };
     let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
     let max = s.get("maxLength").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
-    let len = text.chars().count();
-    (len >= min && len <= max).then(|| json!(text))
+    if !format.is_empty() {
+        let len = text.chars().count();
+        return (len >= min && len <= max).then(|| json!(text));
+    }
+    // Free text: fit the word into the declared length.
+    let text: String = text.chars().chain(std::iter::repeat('e')).take(text.chars().count().clamp(min, max)).collect();
+    (min <= max).then(|| json!(text))
 }
 
 fn number_example(s: &Map<String, Value>) -> f64 {
@@ -190,6 +195,18 @@ fn number_example(s: &Map<String, Value>) -> f64 {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn free_text_fits_its_declared_length() {
+        // Arrange
+        let short = json!({"type": "string", "maxLength": 3});
+        let long = json!({"type": "string", "minLength": 10});
+        // Act
+        let (a, b) = (super::compose(&short, &json!({}), 0), super::compose(&long, &json!({}), 0));
+        // Assert
+        assert_eq!(a, Some(json!("Bei")));
+        assert_eq!(b, Some(json!("Beispielee")));
+    }
 
     #[test]
     fn a_field_with_a_pattern_and_no_example_gets_none() {

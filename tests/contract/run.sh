@@ -219,7 +219,7 @@ fi
 failed=()
 for part in "${PARTS[@]}"; do
     say "contract: $part"
-    "$0" --one "$part" || failed+=("$part")
+    "$HERE/$(basename "$0")" --one "$part" || failed+=("$part")
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "contract parts failed: ${failed[*]}" >&2
