@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On-demand contract fuzzing (not part of CI): builds the service, serves it on
+# On-demand contract fuzzing for long runs (CI runs a bounded one in
+# tests/contract/run.sh on empty databases): builds the service, serves it on
 # a fresh, demo-seeded database, and runs schemathesis against its own OpenAPI
 # document with every check. Installs schemathesis into a venv under ~/.cache
 # on first use. Extra arguments go to `schemathesis run`.
@@ -27,7 +28,8 @@ PORT="${PORT:-18600}"
 # thread-safety bug in hypothesis' lambda introspection), not in the service.
 WORKERS="${WORKERS:-1}"
 VENV="${ST_VENV:-$HOME/.cache/st-venv}"
-ST_VERSION="${ST_VERSION:-4.32.5}"
+# The version CI pins (tests/contract/requirements.txt), so both runs agree.
+ST_VERSION="${ST_VERSION:-$(sed -n 's/^schemathesis==//p' tests/contract/requirements.txt)}"
 WORK="$(mktemp -d)"
 trap 'kill "${PID:-0}" 2>/dev/null || true; wait "${PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

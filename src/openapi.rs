@@ -20,6 +20,8 @@ use crate::{
     routes::{self, common::DateOrTimestamp},
 };
 
+mod examples;
+
 pub const BEARER: &str = "bearer";
 
 #[derive(OpenApi)]
@@ -228,7 +230,9 @@ pub fn build() -> utoipa::openapi::OpenApi {
     finish(&mut doc, &routes::access_rules());
     declare_conditional_reads(&mut doc);
     declare_rate_limit_headers(&mut doc);
-    shape(doc)
+    let mut doc = shape(doc);
+    examples::fill(&mut doc);
+    doc
 }
 
 /// Every `GET` whose `200` carries an `ETag` also answers `If-None-Match`

@@ -21,6 +21,9 @@ pub async fn livez() -> HttpResponse {
 }
 
 /// Liveness (alias of `/livez`)
+///
+/// The same answer as `/livez`, for orchestrators and load balancers that
+/// probe `/healthz` by default.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)), security(()))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
@@ -66,7 +69,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// Not served here when `OSTWERK_METRICS_ADDR` moves it to its own address.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 404, description = "Served on `OSTWERK_METRICS_ADDR` only, not here",
+            body = crate::error::ProblemDetails, content_type = "application/problem+json"),
+        (status = 429, description = "The caller's address used up its budget (`OSTWERK_RATE_LIMIT_ANON`; `Retry-After`)",
+            body = crate::error::ProblemDetails, content_type = "application/problem+json"),
+    ),
     security(()),
 )]
 #[get("/metrics")]

@@ -119,7 +119,7 @@ struct DemandCounts {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DemandRow {
     /// The row's value per requested dimension, e.g. `{"district": "21"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = DemandDimensions)]
     #[serde(flatten)]
     pub dimensions: BTreeMap<String, Option<String>>,
     pub clients: Option<u64>,
@@ -129,6 +129,27 @@ pub struct DemandRow {
     pub seats_free: Option<u64>,
     pub unserved_clients: Option<u64>,
     pub suppressed: bool,
+}
+
+/// The dimension members of a demand row, for the document only: declared
+/// one by one (rather than as a bare object) so generated clients type a row
+/// as dimensions *and* counts; a bare object becomes `Record<string, never>`
+/// in TypeScript and no row fits it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DemandDimensions {
+    /// District code, with `group_by=district`.
+    #[schema(example = "21")]
+    district: Option<String>,
+    /// Target group, with `group_by=target_group`.
+    #[schema(example = "long_term_unemployed")]
+    target_group: Option<String>,
+    /// First two KldB digits, with `group_by=occupation_field`.
+    #[schema(example = "62")]
+    occupation_field: Option<String>,
+    /// Measure kind, with `group_by=measure_kind`.
+    #[schema(example = "application_training")]
+    measure_kind: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

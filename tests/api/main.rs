@@ -11,6 +11,7 @@ mod clients;
 mod code_lists;
 mod contract;
 mod contract_shape;
+mod contract_examples;
 mod demo;
 mod employers;
 mod erasure;

@@ -21,7 +21,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "client_id": "0193a000-0000-7000-8000-00000000c001",
-    "measure_id": "0193a000-0000-7000-8000-00000000m001",
+    "measure_id": "0193a000-0000-7000-8000-0000000a0001",
     "external_id": "JC-REF-2026-000123",
     "note": "Hat Interesse an einer Umschulung im Lager."
 }))]
