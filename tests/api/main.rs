@@ -34,4 +34,5 @@ mod security_auth;
 mod security_edge;
 mod security_webhooks;
 mod statistics;
+mod statistics_privacy;
 mod webhooks;
