@@ -301,3 +301,29 @@ async fn outcomes_and_funding_answer_csv_with_their_columns() {
         ["group", "group_label", "applications", "granted", "amount_requested_eur", "amount_granted_eur", "suppressed"]
     );
 }
+
+#[tokio::test]
+async fn the_record_key_migration_gives_existing_clients_distinct_random_keys() {
+    use migration::{Migrator, MigratorTrait};
+    // Arrange: three clients, then the schema taken back to the step
+    // before the record keys (and every later step).
+    let app = spawn_app().await;
+    residents(&app, 3, "21").await;
+    let db = app.db().await;
+    let steps = Migrator::migrations();
+    let position = steps.iter().position(|m| m.name().contains("000011_record_keys")).expect("the migration exists");
+    Migrator::down(&db, Some(u32::try_from(steps.len() - position).unwrap())).await.unwrap();
+
+    // Act
+    Migrator::up(&db, None).await.unwrap();
+
+    // Assert
+    let backend = db.get_database_backend();
+    let rows = db.query_all_raw(Statement::from_string(backend, "SELECT record_key FROM clients")).await.unwrap();
+    let mut keys: Vec<i64> = rows.iter().map(|r| r.try_get("", "record_key").unwrap()).collect();
+    assert_eq!(keys.len(), 3);
+    assert!(keys.iter().all(|k| (1..1 << 32).contains(k)), "keys in (0, 2³²): {keys:?}");
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "distinct keys: {keys:?}");
+}
