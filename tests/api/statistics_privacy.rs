@@ -327,3 +327,40 @@ async fn the_record_key_migration_gives_existing_clients_distinct_random_keys() 
     keys.dedup();
     assert_eq!(keys.len(), 3, "distinct keys: {keys:?}");
 }
+
+#[tokio::test]
+async fn the_same_referrals_have_the_same_count_in_the_demand_and_the_outcome_statistics() {
+    // Arrange: 8 requested referrals into one further-training measure; the
+    // cell "referrals into further training" is the same set of records in
+    // both endpoints.
+    let app = spawn_app().await;
+    let provider = id_of(&app.create_provider("Bildungswerk Ost").await);
+    let body = with(
+        measure_body(&provider),
+        json!({"kind": "further_training", "district": "21", "capacity": 20, "target_groups": ["youth"],
+               "occupation_codes": ["62102"], "min_age": null}),
+    );
+    let measure = app.create_measure(&body).await;
+    for client in residents(&app, 8, "21").await {
+        app.create("/api/v1/referrals", &caseworker(), &json!({"client_id": client, "measure_id": id_of(&measure)}))
+            .await;
+    }
+
+    // Act
+    let demand = get_json(&app.address, &app, &format!("{DEMAND}?group_by=measure_kind")).await;
+    let outcomes = get_json(&app.address, &app, "/api/v1/statistics/outcomes?group_by=measure_kind").await;
+
+    // Assert
+    let in_demand = demand["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["measure_kind"] == "further_training")
+        .map(|r| r["referrals_requested"].clone())
+        .unwrap();
+    let in_outcomes = outcomes["rows"][0]["referrals"].clone();
+    assert_eq!(outcomes["rows"][0]["group"], "further_training");
+    assert_eq!(outcomes["rows"][0]["group_label"], "Further training", "{outcomes}");
+    assert!((6..=10).contains(&in_demand.as_u64().unwrap()), "8 ± 2: {demand}");
+    assert_eq!(in_outcomes, in_demand, "demand: {demand}\noutcomes: {outcomes}");
+}
