@@ -39,7 +39,7 @@ pub const BEARER: &str = "bearer";
         (name = "providers", description = "Organisations that run measures (Träger)."),
         (name = "measures", description = "Training and activation measures (Maßnahmen) with their seats."),
         (name = "referrals", description = "Referrals of clients into measures or to vacancies, with their status machine and history."),
-        (name = "statistics", description = "Anonymised demand and outcome statistics with small-cell suppression."),
+        (name = "statistics", description = "Anonymised demand, outcome and funding statistics. Every count of people is perturbed by the cell-key method: a fixed noise of at most ±2 per group of people (the same in every table, every day), averaging to 0, so subtracting two answers reveals no one; totals are perturbed on their own and need not equal the sum of the rows. After the noise, counts from 1 to `min_cell − 1` are `null` (small-cell rule). Seats and sums of money are exact. Labels in the caller's language stand beside codes; `Accept: text/csv` gives a semicolon-separated CSV (UTF-8 with BOM; German headers with `Accept-Language: de`)."),
         (name = "webhooks", description = "Signed event notifications to partner systems (Standard Webhooks)."),
         (name = "funding", description = "Public funding programmes the office researched, and the applications it helps with."),
         (name = "audit", description = "The append-only audit log of personal-data access (admin)."),

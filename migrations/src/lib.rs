@@ -10,6 +10,7 @@ mod m20261125_000005_funding;
 mod m20261202_000006_webhook_owner_kind;
 pub mod m20261202_000007_measure_capacity_check;
 mod m20261202_000010_request_ids_and_claim_leases;
+mod m20261202_000011_record_keys;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_webhook_owner_kind::Migration),
             Box::new(m20261202_000007_measure_capacity_check::Migration),
             Box::new(m20261202_000010_request_ids_and_claim_leases::Migration),
+            Box::new(m20261202_000011_record_keys::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Domain types: code lists, value types and their parsing rules.
 //! No actix, no sea-orm here: this is what the office's rules are about.
 pub mod audit;
+pub mod cell_key;
 pub mod clients;
 pub mod codes;
 pub mod employers;

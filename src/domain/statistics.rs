@@ -4,6 +4,23 @@
 //! shown as `null`. A total is suppressed as well when any cell of its column
 //! is, because total minus the visible cells would reveal the hidden one.
 
+/// The language of labels and CSV headers: German when the caller's
+/// `Accept-Language` puts German first, else English.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    De,
+    En,
+}
+
+impl Lang {
+    pub fn pick<'a>(self, de: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::De => de,
+            Lang::En => en,
+        }
+    }
+}
+
 /// A count as published: `None` when suppressed.
 pub fn publish(count: u64, min_cell: u64) -> Option<u64> {
     if count > 0 && count < min_cell { None } else { Some(count) }

@@ -24,6 +24,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub consent: Option<Json>,
     pub status: String,
+    /// The statistics record key in [0, 2³²) (`domain::cell_key`): random,
+    /// never served, kept on erasure.
+    pub record_key: i64,
     pub erased_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -12,6 +12,7 @@ use super::{audit, tags};
 use crate::{
     domain::{
         audit::{AuditContext, AuditEntry, action},
+        cell_key,
         clients::ClientFields,
         codes::{ClientStatus, TargetGroup},
         ids::now,
@@ -83,6 +84,7 @@ pub async fn insert(
     let mut model = active(fields);
     model.id = Set(id);
     model.created_by_org = Set(created_by_org.to_owned());
+    model.record_key = Set(i64::from(cell_key::new_record_key()));
     model.erased_at = Set(None);
     model.created_at = Set(at);
     model.updated_at = Set(at);
@@ -401,6 +403,9 @@ pub async fn insert_many(
         let mut model = active(fields);
         model.id = Set(*id);
         model.created_by_org = Set(created_by_org.to_owned());
+        // From the OS generator, not the seed's reproducible one: a record
+        // key that can be recomputed would let a reader undo the noise.
+        model.record_key = Set(i64::from(cell_key::new_record_key()));
         model.erased_at = Set(None);
         model.created_at = Set(at);
         model.updated_at = Set(at);
@@ -423,6 +428,8 @@ pub struct AnonymousClient {
     pub district: Option<String>,
     pub target_groups: String,
     pub occupation_codes: String,
+    /// The statistics record key (`domain::cell_key`); never served.
+    pub record_key: i64,
 }
 
 pub async fn anonymous(db: &impl ConnectionTrait) -> Result<Vec<AnonymousClient>, DbErr> {
@@ -434,6 +441,7 @@ pub async fn anonymous(db: &impl ConnectionTrait) -> Result<Vec<AnonymousClient>
         .column(Column::District)
         .column(Column::TargetGroups)
         .column(Column::OccupationCodes)
+        .column(Column::RecordKey)
         .into_model::<AnonymousClient>()
         .all(db)
         .await

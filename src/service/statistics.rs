@@ -13,12 +13,45 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        codes::{ClientStatus, CodeList, MeasureStatus, Outcome, ReferralStatus},
-        statistics::{publish, publish_rate, publish_total},
+        cell_key::{self, Cell},
+        codes::{
+            ApplicantKind, ClientStatus, CodeList, FundingType, MeasureKind, MeasureStatus, Outcome, ReferralStatus,
+            TargetGroup,
+        },
+        statistics::{Lang, publish, publish_total},
     },
     error::{ApiError, FieldError},
     repository::{self, tags},
 };
+
+/// How the counts of an answer were protected; the same in every answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Perturbation {
+    /// The largest amount by which the noise changes a count (2).
+    pub max_deviation: u64,
+    /// The variance of the noise of a count of 3 or more (1.3); smaller
+    /// counts get less, so that a count of 1 or more stays at least 1.
+    pub variance: f64,
+    /// Noise values are whole numbers; their mean is 0 for every count, so
+    /// sums over many cells stay unbiased.
+    pub mean: f64,
+}
+
+impl Perturbation {
+    fn current() -> Self {
+        Self { max_deviation: cell_key::MAX_DEVIATION, variance: cell_key::VARIANCE, mean: 0.0 }
+    }
+}
+
+/// The key of a client's record, as stored (a BIGINT in [0, 2³²)).
+fn key_of(record_key: i64) -> u32 {
+    u32::try_from(record_key.rem_euclid(1 << 32)).unwrap_or(0)
+}
+
+/// The key of a record that belongs to a client (a referral).
+fn referral_key(client_key: u32, referral: Uuid) -> u32 {
+    cell_key::derived_key(client_key, referral.as_u128())
+}
 
 /// A dimension of the demand statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,25 +133,33 @@ fn cells(per_dim: &[Values]) -> Vec<Vec<Option<String>>> {
     out
 }
 
-/// Column pairs (whole, part) of the demand counts where the part is a
-/// subset of the whole: requested ⊆ active, free ⊆ offered, unserved ⊆ clients.
-const RELATED: [(usize, usize); 3] = [(2, 1), (3, 4), (0, 5)];
+/// Column pairs (whole, part) of exact demand counts where the part is a
+/// subset of the whole: free ⊆ offered (their difference counts the people
+/// in the measure). The perturbed pairs (requested ⊆ active, unserved ⊆
+/// clients) need no such rule: each is a cell of its own with its own noise,
+/// so their difference is not the size of the group between them.
+const RELATED: [(usize, usize); 1] = [(3, 4)];
 
+/// People counts are cells (perturbed); seats are exact sums of the
+/// measures' published capacity, public catalogue data rather than people.
 #[derive(Debug, Default, Clone, Copy)]
 struct DemandCounts {
-    clients: u64,
-    referrals_requested: u64,
-    referrals_active: u64,
+    clients: Cell,
+    referrals_requested: Cell,
+    referrals_active: Cell,
     seats_offered: u64,
     seats_free: u64,
-    unserved_clients: u64,
+    unserved_clients: Cell,
 }
 
 /// One published row: the dimension values, then the counts (`null` when
 /// suppressed), and `suppressed` when any count of the row is.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DemandRow {
-    /// The row's value per requested dimension, e.g. `{"district": "21"}`.
+    /// The row's value per requested dimension, and beside each coded one
+    /// its label in the caller's language (`Accept-Language: de` for
+    /// German, else English), e.g. `{"district": "21", "district_label":
+    /// "Reudnitz-Thonberg"}`. `occupation_field` has no label.
     #[schema(value_type = DemandDimensions)]
     #[serde(flatten)]
     pub dimensions: BTreeMap<String, Option<String>>,
@@ -150,6 +191,15 @@ pub struct DemandDimensions {
     /// Measure kind, with `group_by=measure_kind`.
     #[schema(example = "application_training")]
     measure_kind: Option<String>,
+    /// The district's name in the caller's language, beside `district`.
+    #[schema(example = "Reudnitz-Thonberg")]
+    district_label: Option<String>,
+    /// The target group's label in the caller's language, beside `target_group`.
+    #[schema(example = "Long-term unemployed")]
+    target_group_label: Option<String>,
+    /// The measure kind's label in the caller's language, beside `measure_kind`.
+    #[schema(example = "Application training")]
+    measure_kind_label: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -165,11 +215,17 @@ pub struct DemandTotals {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DemandReport {
     pub group_by: Vec<String>,
-    /// Counts from 1 to `min_cell − 1` are published as `null`.
+    /// Always `true`: every count of people carries a small noise.
+    pub perturbed: bool,
+    /// Always `cell-key`.
+    pub method: String,
+    pub perturbation: Perturbation,
+    /// Perturbed counts from 1 to `min_cell − 1` are published as `null`.
     pub min_cell: u64,
     pub rows: Vec<DemandRow>,
-    /// Distinct totals over everything counted (multi-valued dimensions make
-    /// the rows overlap, so these are not column sums).
+    /// Distinct totals over everything counted, each perturbed as a cell of
+    /// its own: they need not equal the sum of the rows (and multi-valued
+    /// dimensions make the rows overlap anyway).
     pub totals: DemandTotals,
 }
 
@@ -180,7 +236,17 @@ pub struct DemandQuery {
     pub to: Option<DateTime<Utc>>,
 }
 
-pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -> Result<DemandReport, ApiError> {
+/// The label of a code in `lang`, from a compile-time code list.
+fn label_of<C: CodeList>(code: &str, lang: Lang) -> Option<String> {
+    C::parse(code).map(|c| lang.pick(c.label_de(), c.label_en()).to_owned())
+}
+
+pub async fn demand(
+    db: &impl ConnectionTrait,
+    q: &DemandQuery,
+    min_cell: u64,
+    lang: Lang,
+) -> Result<DemandReport, ApiError> {
     let clients = repository::clients::anonymous(db).await?;
     let referrals = repository::referrals::facts(db, q.from, q.to).await?;
     let measures = repository::measures::all(db).await?;
@@ -223,13 +289,14 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
         let kinds = active_kinds.get(&c.id);
         let served = kinds.is_some();
         let per_dim = client_values(c, Some(many(kinds.cloned().unwrap_or_default())));
+        let record = key_of(c.record_key);
         for key in cells(&per_dim) {
             let row = table.entry(key).or_default();
-            row.clients += 1;
-            row.unserved_clients += u64::from(!served);
+            row.clients.add(record);
+            row.unserved_clients.add_if(!served, record);
         }
-        totals.clients += 1;
-        totals.unserved_clients += u64::from(!served);
+        totals.clients.add(record);
+        totals.unserved_clients.add_if(!served, record);
     }
     for r in &referrals {
         let Some(c) = client_by_id.get(&r.client_id) else { continue };
@@ -243,13 +310,14 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
             continue;
         }
         let kind = single(r.measure_id.and_then(|m| measure_kind.get(&m).cloned()));
+        let record = referral_key(key_of(c.record_key), r.id);
         for key in cells(&client_values(c, Some(kind))) {
             let row = table.entry(key).or_default();
-            row.referrals_requested += u64::from(requested);
-            row.referrals_active += u64::from(active);
+            row.referrals_requested.add_if(requested, record);
+            row.referrals_active.add_if(active, record);
         }
-        totals.referrals_requested += u64::from(requested);
-        totals.referrals_active += u64::from(active);
+        totals.referrals_requested.add_if(requested, record);
+        totals.referrals_active.add_if(active, record);
     }
     for m in measures.iter().filter(|m| m.status != MeasureStatus::Closed.as_str() && in_district(&m.district)) {
         let offered = u64::try_from(m.capacity.max(0)).unwrap_or(0);
@@ -274,31 +342,58 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
     }
 
     let names: Vec<String> = q.group_by.iter().map(|d| d.name().to_owned()).collect();
+    let districts: HashMap<String, String> = if q.group_by.contains(&Dim::District) {
+        repository::districts::list(db)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let label = lang.pick(&c.label_de, &c.label_en).to_owned();
+                (c.code, label)
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let label = |dim: Dim, code: &str| -> Option<String> {
+        match dim {
+            Dim::District => districts.get(code).cloned(),
+            Dim::TargetGroup => label_of::<TargetGroup>(code, lang),
+            Dim::MeasureKind => label_of::<MeasureKind>(code, lang),
+            Dim::OccupationField => None,
+        }
+    };
     let mut hidden = [false; 6];
     let rows: Vec<DemandRow> = table
         .into_iter()
         .map(|(key, c)| {
-            let counts = [
-                c.clients,
-                c.referrals_requested,
-                c.referrals_active,
-                c.seats_offered,
-                c.seats_free,
-                c.unserved_clients,
+            let exact = [0, 0, 0, c.seats_offered, c.seats_free, 0];
+            let mut published = [
+                cell_key::publish(c.clients, min_cell),
+                cell_key::publish(c.referrals_requested, min_cell),
+                cell_key::publish(c.referrals_active, min_cell),
+                publish(c.seats_offered, min_cell),
+                publish(c.seats_free, min_cell),
+                cell_key::publish(c.unserved_clients, min_cell),
             ];
-            let mut published: Vec<Option<u64>> = counts.iter().map(|n| publish(*n, min_cell)).collect();
-            // Secondary suppression: where one column is part of another
-            // (`RELATED`), a small difference would reveal a small group.
+            // Secondary suppression of the exact pair: a small difference
+            // between offered and free seats would count a small group.
             for (whole, part) in RELATED {
-                if publish(counts[whole].saturating_sub(counts[part]), min_cell).is_none() {
+                if publish(exact[whole].saturating_sub(exact[part]), min_cell).is_none() {
                     published[part] = None;
                 }
             }
             for (i, p) in published.iter().enumerate() {
                 hidden[i] |= p.is_none();
             }
+            let mut dimensions = BTreeMap::new();
+            for ((dim, name), value) in q.group_by.iter().zip(&names).zip(key) {
+                if *dim != Dim::OccupationField {
+                    dimensions.insert(format!("{name}_label"), value.as_deref().and_then(|v| label(*dim, v)));
+                }
+                dimensions.insert(name.clone(), value);
+            }
             DemandRow {
-                dimensions: names.iter().cloned().zip(key).collect(),
+                dimensions,
                 clients: published[0],
                 referrals_requested: published[1],
                 referrals_active: published[2],
@@ -309,29 +404,32 @@ pub async fn demand(db: &impl ConnectionTrait, q: &DemandQuery, min_cell: u64) -
             }
         })
         .collect();
-    // The same secondary suppression for the totals.
-    let total_counts = [
-        totals.clients,
-        totals.referrals_requested,
-        totals.referrals_active,
-        totals.seats_offered,
-        totals.seats_free,
-        totals.unserved_clients,
-    ];
+    // Perturbed totals are cells of their own: their noise hides the
+    // difference to the visible rows, so a hidden row no longer hides them.
+    // The exact seat totals keep the old rule.
+    let exact = [0, 0, 0, totals.seats_offered, totals.seats_free, 0];
     for (whole, part) in RELATED {
-        if publish(total_counts[whole].saturating_sub(total_counts[part]), min_cell).is_none() {
+        if publish(exact[whole].saturating_sub(exact[part]), min_cell).is_none() {
             hidden[part] = true;
         }
     }
     let totals = DemandTotals {
-        clients: publish_total(totals.clients, hidden[0], min_cell),
-        referrals_requested: publish_total(totals.referrals_requested, hidden[1], min_cell),
-        referrals_active: publish_total(totals.referrals_active, hidden[2], min_cell),
+        clients: cell_key::publish(totals.clients, min_cell),
+        referrals_requested: cell_key::publish(totals.referrals_requested, min_cell),
+        referrals_active: cell_key::publish(totals.referrals_active, min_cell),
         seats_offered: publish_total(totals.seats_offered, hidden[3], min_cell),
         seats_free: publish_total(totals.seats_free, hidden[4], min_cell),
-        unserved_clients: publish_total(totals.unserved_clients, hidden[5], min_cell),
+        unserved_clients: cell_key::publish(totals.unserved_clients, min_cell),
     };
-    Ok(DemandReport { group_by: names, min_cell, rows, totals })
+    Ok(DemandReport {
+        group_by: names,
+        perturbed: true,
+        method: cell_key::METHOD.to_owned(),
+        perturbation: Perturbation::current(),
+        min_cell,
+        rows,
+        totals,
+    })
 }
 
 /// How outcome statistics are grouped.
@@ -366,6 +464,9 @@ impl OutcomeGroup {
 pub struct OutcomeRow {
     /// The group's value: a measure kind, a provider id or a funding type.
     pub group: String,
+    /// The group's label in the caller's language: the measure kind's or
+    /// funding type's label, or the provider's name.
+    pub group_label: Option<String>,
     /// Referrals into measures of the group.
     pub referrals: Option<u64>,
     /// Accepted (ever) ÷ answered (accepted ever or rejected).
@@ -385,19 +486,26 @@ pub struct OutcomeRow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OutcomeReport {
     pub group_by: String,
+    /// Always `true`: the counts behind every figure carry a small noise.
+    pub perturbed: bool,
+    /// Always `cell-key`.
+    pub method: String,
+    pub perturbation: Perturbation,
     pub min_cell: u64,
     pub rows: Vec<OutcomeRow>,
 }
 
+/// Each a cell of referrals (records: the referrals, keyed from their
+/// client's key), perturbed on its own; rates divide perturbed counts.
 #[derive(Debug, Default)]
 struct OutcomeCounts {
-    referrals: u64,
-    accepted: u64,
-    answered: u64,
-    started: u64,
-    completed: u64,
-    dropped: u64,
-    employed: u64,
+    referrals: Cell,
+    accepted: Cell,
+    answered: Cell,
+    started: Cell,
+    completed: Cell,
+    dropped: Cell,
+    employed: Cell,
 }
 
 pub async fn outcomes(
@@ -406,8 +514,11 @@ pub async fn outcomes(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     min_cell: u64,
+    lang: Lang,
 ) -> Result<OutcomeReport, ApiError> {
     let referrals = repository::referrals::facts(db, from, to).await?;
+    let client_keys: HashMap<Uuid, u32> =
+        repository::clients::anonymous(db).await?.into_iter().map(|c| (c.id, key_of(c.record_key))).collect();
     let measures = repository::measures::all(db).await?;
     let accepted: HashSet<Uuid> = repository::referrals::ever(db, "accept").await?;
     let started: HashSet<Uuid> = repository::referrals::ever(db, "start").await?;
@@ -426,47 +537,70 @@ pub async fn outcomes(
     for r in &referrals {
         let Some(g) = r.measure_id.and_then(|m| group_of.get(&m)) else { continue };
         let c = table.entry(g.clone()).or_default();
+        let record = referral_key(client_keys.get(&r.client_id).copied().unwrap_or(0), r.id);
         let status = ReferralStatus::parse(&r.status);
         let was_accepted = accepted.contains(&r.id);
-        c.referrals += 1;
-        c.accepted += u64::from(was_accepted);
-        c.answered += u64::from(was_accepted || status == Some(ReferralStatus::Rejected));
+        c.referrals.add(record);
+        c.accepted.add_if(was_accepted, record);
+        c.answered.add_if(was_accepted || status == Some(ReferralStatus::Rejected), record);
         if started.contains(&r.id) {
-            c.started += 1;
-            c.completed += u64::from(status == Some(ReferralStatus::Completed));
+            c.started.add(record);
+            c.completed.add_if(status == Some(ReferralStatus::Completed), record);
             // Only `in_progress` leads to `cancelled` once started, so this is a premature exit too.
-            c.dropped += u64::from(matches!(status, Some(ReferralStatus::Failed | ReferralStatus::Cancelled)));
+            c.dropped.add_if(matches!(status, Some(ReferralStatus::Failed | ReferralStatus::Cancelled)), record);
         }
-        if status == Some(ReferralStatus::Completed)
+        let into_work = status == Some(ReferralStatus::Completed)
             && r.outcome
                 .as_deref()
                 .and_then(Outcome::parse)
-                .is_some_and(|o| matches!(o, Outcome::Employed | Outcome::Apprenticeship | Outcome::SelfEmployed))
-        {
-            c.employed += 1;
-        }
+                .is_some_and(|o| matches!(o, Outcome::Employed | Outcome::Apprenticeship | Outcome::SelfEmployed));
+        c.employed.add_if(into_work, record);
     }
+    let providers: HashMap<String, String> = if group == OutcomeGroup::Provider {
+        let mut names = HashMap::new();
+        for id in measures.iter().map(|m| m.provider_id).collect::<HashSet<_>>() {
+            if let Some(p) = repository::providers::find(db, id).await? {
+                names.insert(id.to_string(), p.name);
+            }
+        }
+        names
+    } else {
+        HashMap::new()
+    };
     let rows = table
         .into_iter()
-        .map(|(group, c)| {
-            let referrals = publish(c.referrals, min_cell);
+        .map(|(group_value, c)| {
+            let referrals = cell_key::publish(c.referrals, min_cell);
+            let group_label = match group {
+                OutcomeGroup::MeasureKind => label_of::<MeasureKind>(&group_value, lang),
+                OutcomeGroup::Provider => providers.get(&group_value).cloned(),
+                OutcomeGroup::Funding => label_of::<FundingType>(&group_value, lang),
+            };
             let row = OutcomeRow {
-                group,
+                group: group_value,
+                group_label,
                 referrals,
-                acceptance_rate: publish_rate(c.accepted, c.answered, min_cell),
-                completion_rate: publish_rate(c.completed, c.started, min_cell),
-                dropout_rate: publish_rate(c.dropped, c.started, min_cell),
-                employment_share: publish_rate(c.employed, c.completed, min_cell),
+                acceptance_rate: cell_key::publish_rate(c.accepted, c.answered, min_cell),
+                completion_rate: cell_key::publish_rate(c.completed, c.started, min_cell),
+                dropout_rate: cell_key::publish_rate(c.dropped, c.started, min_cell),
+                employment_share: cell_key::publish_rate(c.employed, c.completed, min_cell),
                 suppressed: false,
             };
             let suppressed = referrals.is_none()
-                || (c.answered > 0 && row.acceptance_rate.is_none())
-                || (c.started > 0 && (row.completion_rate.is_none() || row.dropout_rate.is_none()))
-                || (c.completed > 0 && row.employment_share.is_none());
+                || (c.answered.count > 0 && row.acceptance_rate.is_none())
+                || (c.started.count > 0 && (row.completion_rate.is_none() || row.dropout_rate.is_none()))
+                || (c.completed.count > 0 && row.employment_share.is_none());
             OutcomeRow { suppressed, ..row }
         })
         .collect();
-    Ok(OutcomeReport { group_by: group.name().to_owned(), min_cell, rows })
+    Ok(OutcomeReport {
+        group_by: group.name().to_owned(),
+        perturbed: true,
+        method: cell_key::METHOD.to_owned(),
+        perturbation: Perturbation::current(),
+        min_cell,
+        rows,
+    })
 }
 
 /// How funding statistics are grouped.
@@ -501,11 +635,18 @@ impl FundingGroup {
 pub struct FundingRow {
     /// The group's value: a programme id, a funder's name or an applicant kind.
     pub group: String,
-    /// Applications (all statuses but `draft`).
+    /// The group's label in the caller's language: the programme's name,
+    /// the funder's name or the applicant kind's label.
+    pub group_label: Option<String>,
+    /// Applications (all statuses but `draft`), perturbed.
     pub applications: Option<u64>,
+    /// Granted applications, perturbed.
     pub granted: Option<u64>,
+    /// Exact sum (money, not a count of people); published only when the
+    /// applications are, perturbed and unperturbed, at least `min_cell`.
     pub amount_requested_eur: Option<f64>,
-    /// Funding raised: the granted amounts.
+    /// Funding raised: the granted amounts. Exact, published only when the
+    /// grants are, perturbed and unperturbed, at least `min_cell`.
     pub amount_granted_eur: Option<f64>,
     pub suppressed: bool,
 }
@@ -513,60 +654,111 @@ pub struct FundingRow {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FundingReport {
     pub group_by: String,
+    /// Always `true`: the counts carry a small noise (the sums of money do not).
+    pub perturbed: bool,
+    /// Always `cell-key`.
+    pub method: String,
+    pub perturbation: Perturbation,
     pub min_cell: u64,
     pub rows: Vec<FundingRow>,
 }
 
-/// Funding raised, by programme, funder or kind of applicant. Sums are
-/// suppressed with the counts they come from (a small group's sum would
-/// reveal individual grants).
-pub async fn funding(db: &impl ConnectionTrait, group: FundingGroup, min_cell: u64) -> Result<FundingReport, ApiError> {
+/// Funding raised, by programme, funder or kind of applicant. Counts are
+/// perturbed cells whose records are the applications: an application of a
+/// client is keyed from the client's key, one of an organisation from a
+/// secret the service keeps (`server_keys`), so no reader can recompute a
+/// key. Sums of money are exact and published only where both the true and
+/// the perturbed count reach `min_cell` (a small group's sum would reveal
+/// individual grants).
+pub async fn funding(
+    db: &impl ConnectionTrait,
+    group: FundingGroup,
+    min_cell: u64,
+    lang: Lang,
+) -> Result<FundingReport, ApiError> {
     let applications = repository::funding::all_applications(db).await?;
-    let mut funders: HashMap<Uuid, String> = HashMap::new();
-    if group == FundingGroup::Funder {
+    let client_keys: HashMap<Uuid, u32> =
+        repository::clients::anonymous(db).await?.into_iter().map(|c| (c.id, key_of(c.record_key))).collect();
+    let secret = repository::server_keys::get_or_create(db, STATS_SECRET, crate::startup::random_key).await?;
+    let mut programmes: HashMap<Uuid, (String, String)> = HashMap::new();
+    if group != FundingGroup::ApplicantKind {
         let ids: HashSet<Uuid> = applications.iter().map(|a| a.programme_id).collect();
         for id in ids {
             if let Some(p) = repository::funding::find_programme(db, id).await? {
-                funders.insert(id, p.funder);
+                programmes.insert(id, (p.name, p.funder));
             }
         }
     }
     #[derive(Default)]
     struct Sums {
-        applications: u64,
-        granted: u64,
+        label: Option<String>,
+        applications: Cell,
+        granted: Cell,
         requested: i64,
         granted_cents: i64,
     }
     let mut table: BTreeMap<String, Sums> = BTreeMap::new();
     for a in applications.iter().filter(|a| a.status != "draft") {
-        let key = match group {
-            FundingGroup::Programme => a.programme_id.to_string(),
-            FundingGroup::Funder => funders.get(&a.programme_id).cloned().unwrap_or_default(),
-            FundingGroup::ApplicantKind => a.applicant_kind.clone(),
+        let programme = programmes.get(&a.programme_id);
+        let (key, label) = match group {
+            FundingGroup::Programme => (a.programme_id.to_string(), programme.map(|p| p.0.clone())),
+            FundingGroup::Funder => {
+                let funder = programme.map(|p| p.1.clone()).unwrap_or_default();
+                (funder.clone(), Some(funder))
+            }
+            FundingGroup::ApplicantKind => {
+                (a.applicant_kind.clone(), label_of::<ApplicantKind>(&a.applicant_kind, lang))
+            }
+        };
+        let record = match client_keys.get(&a.applicant_id).filter(|_| a.applicant_kind == "client") {
+            Some(client_key) => cell_key::derived_key(*client_key, a.id.as_u128()),
+            None => cell_key::secret_key(secret.as_bytes(), a.id.as_u128()),
         };
         let s = table.entry(key).or_default();
-        s.applications += 1;
+        s.label = label;
+        s.applications.add(record);
         s.requested += a.amount_requested_cents;
         if a.status == "granted" {
-            s.granted += 1;
+            s.granted.add(record);
             s.granted_cents += a.amount_granted_cents.unwrap_or(0);
         }
     }
     let rows = table
         .into_iter()
         .map(|(group, s)| {
-            let applications = publish(s.applications, min_cell);
-            let granted = publish(s.granted, min_cell);
-            FundingRow {
+            let applications = cell_key::publish(s.applications, min_cell);
+            let granted = cell_key::publish(s.granted, min_cell);
+            // Zero or at least `min_cell` real records: only then is an
+            // exact sum safe to show.
+            let large = |c: Cell| c.count == 0 || c.count >= min_cell;
+            let row = FundingRow {
                 group,
+                group_label: s.label,
                 applications,
                 granted,
-                amount_requested_eur: applications.map(|_| s.requested as f64 / 100.0),
-                amount_granted_eur: granted.map(|_| s.granted_cents as f64 / 100.0),
-                suppressed: applications.is_none() || granted.is_none(),
-            }
+                amount_requested_eur: applications
+                    .filter(|_| large(s.applications))
+                    .map(|_| s.requested as f64 / 100.0),
+                amount_granted_eur: granted.filter(|_| large(s.granted)).map(|_| s.granted_cents as f64 / 100.0),
+                suppressed: false,
+            };
+            let suppressed = row.applications.is_none()
+                || row.granted.is_none()
+                || row.amount_requested_eur.is_none()
+                || row.amount_granted_eur.is_none();
+            FundingRow { suppressed, ..row }
         })
         .collect();
-    Ok(FundingReport { group_by: group.name().to_owned(), min_cell, rows })
+    Ok(FundingReport {
+        group_by: group.name().to_owned(),
+        perturbed: true,
+        method: cell_key::METHOD.to_owned(),
+        perturbation: Perturbation::current(),
+        min_cell,
+        rows,
+    })
 }
+
+/// The `server_keys` entry from which records without a client of their
+/// own (an organisation's funding application) get their record keys.
+const STATS_SECRET: &str = "stats_record_key";

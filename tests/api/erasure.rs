@@ -65,6 +65,9 @@ const SCHEMA: &[Table] = &[
             ("hours_per_week", Erased),
             ("consent", Erased),
             ("status", Kept),
+            // The statistics record key: random, never served, and kept so
+            // the perturbed statistics do not change with an erasure.
+            ("record_key", Kept),
             ("erased_at", Kept),
             ("created_at", Kept),
             ("updated_at", Kept),

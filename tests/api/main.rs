@@ -38,5 +38,6 @@ mod security_auth;
 mod security_edge;
 mod security_webhooks;
 mod statistics;
+mod statistics_privacy;
 mod strict_queries;
 mod webhooks;

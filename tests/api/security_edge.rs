@@ -105,6 +105,8 @@ async fn statistics_cache_hit_returns_identical_body_to_the_same_principal_only(
     app.create_client(&caseworker(), &client_body_with(serde_json::json!({"external_id": "A-1"}))).await;
     let first = app.get(DEMAND, &reader).await.text().await.unwrap();
     app.create_client(&caseworker(), &client_body_with(serde_json::json!({"external_id": "A-2"}))).await;
+    // Record keys 0: no cell-key noise, so 2 clients cannot come out as 1.
+    crate::statistics_privacy::set_all_record_keys(&app, 0).await;
 
     // Act
     let again = app.get(DEMAND, &reader).await.text().await.unwrap();
