@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from ostwerk_client import AuthenticatedClient
 from ostwerk_client.api.clients import create_client
-from ostwerk_client.api.measures import create_measure
+from ostwerk_client.api.measures import create_measure, update_measure
 from ostwerk_client.api.providers import create_provider
 from ostwerk_client.api.referrals import create_referral, get_referral, list_referral_events, transition_referral
 from ostwerk_client.api.statistics import get_demand_statistics
@@ -34,6 +34,7 @@ from ostwerk_client.models import (
     ListOfReferralEventDto,
     MeasureDto,
     MeasureInput,
+    MeasurePatch,
     ProviderDto,
     ProviderInput,
     ReferralAction,
@@ -104,6 +105,16 @@ def main() -> None:
         MeasureDto,
     )
     provider_api = client_for("provider", str(provider.id))
+
+    # The provider changes one member of its measure: a partial merge patch.
+    patched = expect(
+        "provider patches its measure's capacity",
+        update_measure.sync_detailed(id=measure.id, client=provider_api, body=MeasurePatch.from_dict({"capacity": 9})),
+        HTTPStatus.OK,
+        MeasureDto,
+    )
+    if patched.capacity != 9 or patched.title != measure.title:
+        sys.exit(f"the partial patch changed more or less than capacity: {patched.to_dict()!r}")
 
     # 1. The job centre pushes a client.
     person = expect(

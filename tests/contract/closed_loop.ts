@@ -7,6 +7,8 @@
 // A job centre pushes a client and a referral (with Idempotency-Keys; the
 // referral twice, to see the replay), the provider accepts and starts it,
 // the job centre polls it, and the provider reads the demand statistics.
+// On the way the provider changes its measure's capacity with a partial
+// merge patch (`MeasurePatch`: every member optional).
 //
 // Environment: CONTRACT_URL (the instance), CONTRACT_BIN (the binary, to mint
 // tokens with `ostwerk token`; needs OSTWERK_JWT_SECRET).
@@ -67,6 +69,21 @@ async function main(): Promise<void> {
   const measure = expect("admin creates a measure", await admin.POST("/api/v1/measures", { body: measureInput }), 201);
   const providerApi = clientFor("provider", provider.id);
 
+  // The provider changes one member of its measure: a partial merge patch.
+  const patch: Schemas["MeasurePatch"] = { capacity: 9 };
+  const patched = expect(
+    "provider patches its measure's capacity",
+    await providerApi.PATCH("/api/v1/measures/{id}", {
+      params: { path: { id: measure.id } },
+      body: patch,
+      headers: { "Content-Type": "application/merge-patch+json" },
+    }),
+    200,
+  );
+  if (patched.capacity !== 9 || patched.title !== measureInput.title) {
+    throw new Error(`the partial patch changed more or less than capacity: ${JSON.stringify(patched)}`);
+  }
+
   // 1. The job centre pushes a client ...
   const clientInput: Schemas["ClientInput"] = {
     first_name: "Mara",
@@ -123,11 +140,14 @@ async function main(): Promise<void> {
   if (events.items.length < 3) throw new Error(`expected 3 events, got ${events.items.length}`);
 
   // 5. The provider reads the demand statistics.
-  const report: Schemas["DemandReport"] = expect(
+  const answer = expect(
     "provider reads demand statistics",
     await providerApi.GET("/api/v1/statistics/demand", { params: { query: { group_by: "district" } } }),
     200,
   );
+  // The operation also answers text/csv (Accept: text/csv); JSON was asked for.
+  if (typeof answer === "string") throw new Error("expected JSON demand statistics, got CSV");
+  const report: Schemas["DemandReport"] = answer;
   console.log(`closed loop complete (${report.rows.length} demand rows)`);
 }
 
