@@ -260,9 +260,9 @@ fn declare_conditional_reads(doc: &mut utoipa::openapi::OpenApi) {
             .required(Required::False)
             .description(Some(
                 "ETags of the versions the caller holds (`\"3\"`, a list `\"2\", \"3\"`, weak `W/\"3\"`, or `*`). \
-                 When one names the current version the answer is `304` without a body.",
+                 When one names the current version the answer is `304` without a body; an empty value is ignored.",
             ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(1024))))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(1024))))
             .build();
         op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
         let mut not_modified = ResponseBuilder::new()
@@ -510,6 +510,22 @@ fn declare_headers(spec: &mut Value) {
                 if param["in"] == "header" && param["schema"]["type"] == json!(["string", "null"]) {
                     param["schema"]["type"] = json!("string");
                 }
+                // An empty `If-Match` is a malformed request (`400`), not a stale version.
+                if param["in"] == "header" && param["name"] == "If-Match" {
+                    param["schema"]["minLength"] = json!(1);
+                }
+            }
+            // A replayed create whose client was erased since answers `410`
+            // (its stored answer was destroyed with the client's data).
+            if idempotent && op["responses"].get("410").is_none() {
+                op["responses"]["410"] = json!({
+                    "description": "Replay of a create whose client has been erased since (GDPR Art. 17): the stored answer is gone",
+                    "headers": {
+                        "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+                        "RateLimit-Policy": {"$ref": "#/components/headers/RateLimit-Policy"}
+                    },
+                    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+                });
             }
             for (status, response) in op["responses"].as_object_mut().into_iter().flatten() {
                 if response.get("$ref").is_some() {

@@ -147,7 +147,21 @@ impl Checker {
     }
 
     /// An e-mail address of the usual shape (`local@domain.tld`).
+    /// A value with a declared pattern that is present but blank breaks the
+    /// pattern: refused (`422`), never read as "absent" (send `null` or leave
+    /// the member out for that).
+    fn blank(&mut self, field: &str, value: Option<&str>) -> bool {
+        let blank = value.is_some_and(|v| v.trim().is_empty());
+        if blank {
+            self.add(field, "must not be blank: send null or leave it out");
+        }
+        blank
+    }
+
     pub fn email(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        if self.blank(field, value) {
+            return None;
+        }
         let v = self.opt_text(field, value, 254)?;
         let valid = match v.split_once('@') {
             Some((local, domain)) => {
@@ -168,6 +182,9 @@ impl Checker {
 
     /// A phone number: digits, spaces and `+ - / ( )`, 5–30 characters.
     pub fn phone(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        if self.blank(field, value) {
+            return None;
+        }
         let v = self.opt_text(field, value, 30)?;
         let digits = v.chars().filter(char::is_ascii_digit).count();
         if digits < 5 || !v.chars().all(|c| c.is_ascii_digit() || " +-/()".contains(c)) {
@@ -178,6 +195,9 @@ impl Checker {
 
     /// A German postal code: five digits.
     pub fn postal_code(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        if self.blank(field, value) {
+            return None;
+        }
         let v = self.opt_text(field, value, 5)?;
         if v.len() != 5 || !v.chars().all(|c| c.is_ascii_digit()) {
             self.add(field, "must be a German postal code of five digits");
@@ -187,6 +207,9 @@ impl Checker {
 
     /// An absolute http(s) URL.
     pub fn url(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        if self.blank(field, value) {
+            return None;
+        }
         let v = self.opt_text(field, value, 2000)?;
         let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
         if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace)) {

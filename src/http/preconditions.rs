@@ -69,8 +69,16 @@ impl FromRequest for IfMatch {
         if value.trim() == "*" {
             return ready(Ok(IfMatch::Any));
         }
+        let tags = entity_tags(value);
+        if tags.is_empty() {
+            // An empty header is a malformed request, not a stale version:
+            // 400 before any precondition (or body) is weighed.
+            return ready(Err(ApiError::bad_request(
+                "If-Match is empty: send the ETag you hold (e.g. \"3\") or *, or leave the header out.",
+            )));
+        }
         // Weak tags stay as written (`W/"3"`), so they never equal a strong one.
-        ready(Ok(IfMatch::Tags(entity_tags(value))))
+        ready(Ok(IfMatch::Tags(tags)))
     }
 }
 

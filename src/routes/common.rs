@@ -248,6 +248,20 @@ pub fn merge_patch<T: Serialize + DeserializeOwned>(current: &T, patch: &Value) 
         return Err(ApiError::bad_request("A merge patch must be a JSON object."));
     }
     let mut doc = serde_json::to_value(current).map_err(ApiError::internal)?;
+    // A member the resource does not have is refused like in a create (SPEC
+    // §1), also with a `null` value, which the merge would silently drop.
+    if let (Some(members), Some(known)) = (patch.as_object(), doc.as_object()) {
+        let unknown: Vec<FieldError> = members
+            .keys()
+            .filter(|k| !known.contains_key(k.as_str()))
+            .map(|k| FieldError::new(k.clone(), "unknown field"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(
+                ApiError::bad_request("The merge patch names members the resource does not have.").with_errors(unknown)
+            );
+        }
+    }
     json_patch::merge(&mut doc, patch);
     shape(&doc)
 }

@@ -542,8 +542,83 @@ async fn patch_with_empty_if_match_and_a_non_object_body_is_400_not_412() {
             .await
             .unwrap();
         // Assert
+        // Both the header and the body are malformed: either is named.
         let problem = assert_problem(res, 400, "bad-request").await;
-        assert!(problem["detail"].as_str().unwrap().contains("merge patch"), "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("merge patch") || detail.contains("If-Match"), "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn patch_with_an_empty_if_match_and_a_valid_body_is_400_not_412() {
+    // Arrange: an empty header was weighed as a stale version (412), so a
+    // fuzzer's schema-breaking body behind it was never looked at.
+    let app = spawn_app().await;
+    let employer = app.create_employer("Sommer").await;
+    let path = format!("/api/v1/employers/{}", id_of(&employer));
+    // Act
+    let res = app
+        .request(Method::PATCH, &path, Some(&caseworker()))
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", "")
+        .body(json!({"employee_count": 13}).to_string())
+        .send()
+        .await
+        .unwrap();
+    // Assert
+    let problem = assert_problem(res, 400, "bad-request").await;
+    assert!(problem["detail"].as_str().unwrap().contains("If-Match"), "{problem}");
+    let spec = served_spec(&app).await;
+    assert_eq!(parameter(&spec, "/api/v1/employers/{id}", "patch", "If-Match")["schema"]["minLength"], 1);
+}
+
+#[tokio::test]
+async fn merge_patch_naming_an_unknown_member_is_400_even_with_null() {
+    // Arrange: `{"": null}` was dropped by the merge and answered 200.
+    let app = spawn_app().await;
+    let employer = app.create_employer("Sommer").await;
+    let path = format!("/api/v1/employers/{}", id_of(&employer));
+    for body in [json!({"": null}), json!({"nickname": "x", "employee_count": 13})] {
+        // Act
+        let res = app
+            .request(Method::PATCH, &path, Some(&caseworker()))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        // Assert
+        let problem = assert_problem(res, 400, "bad-request").await;
+        assert_eq!(problem["errors"][0]["message"], "unknown field", "{problem}");
+    }
+    let unchanged: Value = app.get(&path, &caseworker()).await.json().await.unwrap();
+    assert_eq!(unchanged["employee_count"], 12);
+}
+
+#[tokio::test]
+async fn blank_phone_is_422_not_stored_as_absent() {
+    // Arrange: the declared pattern needs five digits; "" was read as absent.
+    let app = spawn_app().await;
+    let mut body = employer_body("Sommer");
+    body["contact"]["phone"] = json!("");
+    // Act
+    let res = app.post("/api/v1/employers", &caseworker(), &body).await;
+    // Assert
+    let problem = assert_problem(res, 422, "validation-failed").await;
+    assert_eq!(error_fields(&problem), ["contact.phone"]);
+}
+
+#[tokio::test]
+async fn idempotent_creates_declare_the_410_of_a_replay_after_erasure() {
+    // Arrange: a replay of a create whose client was erased answers 410,
+    // which no create declared.
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    // Act
+    let creates = ["/api/v1/clients", "/api/v1/referrals", "/api/v1/referrals/batch", "/api/v1/employers"];
+    // Assert
+    for path in creates {
+        assert!(spec["paths"][path]["post"]["responses"]["410"].is_object(), "{path}");
     }
 }
 
