@@ -262,7 +262,7 @@ fn declare_conditional_reads(doc: &mut utoipa::openapi::OpenApi) {
                 "ETags of the versions the caller holds (`\"3\"`, a list `\"2\", \"3\"`, weak `W/\"3\"`, or `*`). \
                  When one names the current version the answer is `304` without a body; an empty value is ignored.",
             ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String).max_length(Some(1024))))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
             .build();
         op.parameters.get_or_insert_with(Vec::new).push(RefOr::T(parameter));
         let mut not_modified = ResponseBuilder::new()

@@ -274,9 +274,10 @@ pub async fn update_funding_programme(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE_PROGRAMME)?;
     let current = funding::get_programme(&state.db, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: ProgrammeInput = merge_patch(&ProgrammeInput::from(&current), &body.value)?;
-    let m = funding::update_programme(&state.db, &current, &merged.validate()?).await?;
+    let fields = merged.validate()?;
+    if_match.check(current.version)?;
+    let m = funding::update_programme(&state.db, &current, &fields).await?;
     Ok(ok_with_etag(m.version, &ProgrammeDto::from(&m)))
 }
 
@@ -546,9 +547,10 @@ pub async fn update_funding_application(
     user.require(&UPDATE_APPLICATION)?;
     let txn = state.db.begin().await?;
     let current = funding::get_application(&txn, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: ApplicationInput = merge_patch(&ApplicationInput::from(&current), &body.value)?;
-    let m = funding::update_application(&txn, &current, &merged.validate()?).await?;
+    let fields = merged.validate()?;
+    if_match.check(current.version)?;
+    let m = funding::update_application(&txn, &current, &fields).await?;
     funding::audit_client_applications(&txn, &audit_context(&user, &req), action::FUNDING_APPLICATION_WRITE, &[&m])
         .await?;
     txn.commit().await?;

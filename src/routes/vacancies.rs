@@ -90,9 +90,9 @@ pub async fn update_vacancy(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let current = employers::get_vacancy_for_change(&state.db, &user, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: VacancyInput = merge_patch(&VacancyInput::from(&current), &body.value)?;
     let fields = validated(&state.db, merged).await?;
+    if_match.check(current.version)?;
     let model = employers::update_vacancy(&state.db, &current, &if_match, &fields).await?;
     Ok(ok_with_etag(model.version, &VacancyDto::from(&model)))
 }

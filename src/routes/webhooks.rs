@@ -253,7 +253,6 @@ pub async fn update_webhook(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let current = webhooks::get(&state.db, &user, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let as_written = WebhookInput {
         url: Some(current.url.clone()),
         events: Some(tags::split(&current.events)),
@@ -262,6 +261,9 @@ pub async fn update_webhook(
     };
     let merged: WebhookInput = merge_patch(&as_written, &body.value)?;
     let sub = merged.validate()?;
+    // A malformed change is named first (400/422); only a well-formed one is
+    // weighed against the version it is based on (412).
+    if_match.check(current.version)?;
     let target = webhooks::check_url(&sub.url, state.settings.webhook_allow_private).await?;
     let model = webhooks::update(&state.db, &current, &sub, &target).await?;
     Ok(ok_with_etag(model.version, &WebhookDto::new(&model, false)))

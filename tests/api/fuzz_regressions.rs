@@ -643,3 +643,24 @@ async fn batch_with_an_item_whose_client_id_is_not_a_uuid_is_400_naming_the_item
     let list: Value = app.get("/api/v1/referrals", &admin()).await.json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "nothing of the refused batch was created");
 }
+
+#[tokio::test]
+async fn stale_if_match_with_an_invalid_patch_is_422_not_412() {
+    // Arrange: the version was weighed before the change was validated, so
+    // a schema-breaking patch with an old ETag answered 412.
+    let app = spawn_app().await;
+    let employer = app.create_employer("Sommer").await;
+    let path = format!("/api/v1/employers/{}", id_of(&employer));
+    // Act
+    let res = app
+        .request(Method::PATCH, &path, Some(&caseworker()))
+        .header("content-type", "application/merge-patch+json")
+        .header("if-match", "\"99\"")
+        .body(json!({"settlement_status": "AAA"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    // Assert
+    let problem = assert_problem(res, 422, "validation-failed").await;
+    assert_eq!(error_fields(&problem), ["settlement_status"]);
+}

@@ -185,9 +185,9 @@ pub async fn update_client(
     let audit = audit_context(&user, &req);
     let txn = state.db.begin().await?;
     let current = clients::get(&txn, &audit, &user, id.into_inner(), action::CLIENT_UPDATE).await?;
-    if_match.check(current.version)?;
     let merged: ClientInput = merge_patch(&ClientInput::from(&current), &body.value)?;
     let fields = validated(&txn, merged).await?;
+    if_match.check(current.version)?;
     let model = clients::update(&txn, &user, &current, &if_match, &fields).await?;
     txn.commit().await?;
     Ok(ok_with_etag(model.version, &ClientDto::from(&model)))

@@ -181,9 +181,9 @@ pub async fn update_employer(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let current = employers::get_for_change(&state.db, &user, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: EmployerInput = merge_patch(&EmployerInput::from(&current), &body.value)?;
     let fields = validated(&state.db, merged).await?;
+    if_match.check(current.version)?;
     let model = employers::update(&state.db, &current, &if_match, &fields).await?;
     Ok(ok_with_etag(model.version, &EmployerDto::from(&model)))
 }

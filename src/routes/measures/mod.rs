@@ -149,9 +149,9 @@ pub async fn update_measure(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let current = measures::get_for_change(&state.db, &user, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: MeasureInput = merge_patch(&MeasureInput::from(&current), &body.value)?;
     let fields = validated(&state.db, merged).await?;
+    if_match.check(current.version)?;
     // The change and its webhook outbox rows commit together.
     let txn = state.db.begin().await?;
     let model = measures::update(&txn, &user, &current, &if_match, &fields).await?;

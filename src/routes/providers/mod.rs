@@ -134,9 +134,9 @@ pub async fn update_provider(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&UPDATE)?;
     let current = providers::get_for_change(&state.db, &user, id.into_inner()).await?;
-    if_match.check(current.version)?;
     let merged: ProviderInput = merge_patch(&ProviderInput::from(&current), &body.value)?;
     let fields = validated(&state.db, merged).await?;
+    if_match.check(current.version)?;
     if !user.is_office() && fields.azav_certified != current.azav_certified {
         return Err(ApiError::forbidden("Only office staff may change the AZAV certification."));
     }
