@@ -29,8 +29,9 @@ fn ostwerk(dir: &tempfile::TempDir, args: &[&str]) -> Command {
     cmd
 }
 
-/// Kills the child when the test ends, however it ends.
-struct Running(Child);
+/// The real binary as a child process, killed when the test ends, however
+/// it ends (also used by `ops.rs`).
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -40,7 +41,7 @@ impl Drop for Running {
 }
 
 impl Running {
-    fn wait_timeout(&mut self, within: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_timeout(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.0.try_wait().unwrap() {
@@ -51,7 +52,7 @@ impl Running {
         None
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.0.id().to_string()).status().unwrap();
         assert!(status.success());
     }
