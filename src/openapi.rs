@@ -51,7 +51,7 @@ pub const BEARER: &str = "bearer";
     components(schemas(ProblemDetails, FieldError, DateOrTimestamp, WebhookPayload)),
     // Relative: the document is served by the API itself, so generators
     // resolve paths (and webhook `link`s) against wherever they fetched it.
-    servers((url = "/", description = "The server this document was fetched from")),
+    servers((url = "/", description = "The server this document was fetched from: production, staging or a local instance alike")),
     modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
@@ -70,7 +70,11 @@ impl Modify for BearerScheme {
                     .description(Some(
                         "A JWT signed with the service's HS256 secret or by the configured OIDC provider. \
                          Claims: `sub`, `roles` (or `realm_access.roles`), `org` (for provider, employer, \
-                         jobcenter), `exp`. The scopes listed on an operation are the roles allowed to call it.",
+                         jobcenter), `exp`. The scopes listed on an operation are the roles allowed to call it. \
+                         Tokens are checked as RFC8725 (JSON Web Token Best Current Practices) asks: \
+                         the algorithm is pinned per key (`none` and algorithm switches are refused), \
+                         `exp` is required and the lifetime capped, `iss` and `aud` are checked when \
+                         configured.",
                     ))
                     .build(),
             ),
@@ -360,6 +364,12 @@ fn shape(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let Ok(mut spec) = serde_json::to_value(&doc) else { return doc };
     patch_schemas(&mut spec);
     list_item_refs(&mut spec);
+    bound_query_strings(&mut spec);
+    // OWASP API9 (inventory): the one server entry is the instance itself,
+    // whatever environment it runs in; the API is meant for partners.
+    if let Some(server) = spec["servers"].get_mut(0) {
+        server["x-internal"] = json!(false);
+    }
     declare_headers(&mut spec);
     declare_webhooks(&mut spec);
     serde_json::from_value(spec).unwrap_or(doc)
@@ -463,6 +473,68 @@ fn list_item_refs(spec: &mut Value) {
         }
         schemas.entry(item.clone()).or_insert(inline);
         schemas[&list]["properties"]["items"]["items"] = json!({"$ref": format!("#/components/schemas/{item}")});
+    }
+}
+
+/// The longest value each kind of query string can validly take, declared as
+/// `maxLength` where the parameter has no `enum` or `const` (OWASP API4
+/// string-limit). `strict_query` enforces exactly what is declared, so a
+/// longer value is a `400` at the edge, before any handler runs.
+fn query_string_bound(name: &str, format: Option<&str>) -> Option<u64> {
+    match format {
+        Some("uuid") => return Some(36),
+        Some("date") => return Some(10),
+        // RFC 3339 with nanoseconds and an offset is 35; `+0000` forms are shorter.
+        Some("date-time") => return Some(40),
+        _ => {}
+    }
+    Some(match name {
+        // base64url(position JSON) "." base64url(16-byte tag): well under 300.
+        "cursor" => 512,
+        // The body members they filter on declare the same bounds.
+        "district" => 8,
+        "external_id" => 100,
+        // A token `sub` as recorded in the audit log.
+        "actor" => 255,
+        "sort" => 11,
+        "kind" => 7,
+        "occupation_code" => 5,
+        // Every dimension once: `district,target_group,occupation_field,measure_kind`.
+        "group_by" => 51,
+        _ => return None,
+    })
+}
+
+fn bound_query_strings(spec: &mut Value) {
+    // `DateOrTimestamp` is named only by query parameters.
+    if let Some(branches) = spec["components"]["schemas"]["DateOrTimestamp"]["anyOf"].as_array_mut() {
+        for branch in branches {
+            if let Some(max) = query_string_bound("", branch["format"].as_str()) {
+                branch["maxLength"] = json!(max);
+            }
+        }
+    }
+    for op in spec["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|p| p.values_mut())
+        .flat_map(|i| i.as_object_mut().into_iter().flat_map(|m| m.values_mut()))
+    {
+        for param in op.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {
+            if param["in"] != "query" {
+                continue;
+            }
+            let name = param["name"].as_str().unwrap_or_default().to_owned();
+            let schema = &mut param["schema"];
+            let is_string = schema["type"] == "string";
+            let bounded = ["maxLength", "enum", "const"].iter().any(|k| schema.get(*k).is_some());
+            if !is_string || bounded {
+                continue;
+            }
+            if let Some(max) = query_string_bound(&name, schema["format"].as_str()) {
+                schema["maxLength"] = json!(max);
+            }
+        }
     }
 }
 

@@ -180,3 +180,48 @@ async fn cursor_on_the_same_list_and_filters_pages_on() {
     assert_ne!(ids[0]["id"], ids[1]["id"]);
     assert!(rest["next_cursor"].is_null());
 }
+
+#[tokio::test]
+async fn every_query_string_declares_a_bound_and_a_longer_value_is_400() {
+    // Arrange: OWASP API4 string-limit on input — every string query
+    // parameter declares maxLength, enum or const (resolving `$ref`s).
+    let app = spawn_app().await;
+    let spec = served_spec(&app).await;
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(r) => spec["components"]["schemas"][r.rsplit('/').next().unwrap()].clone(),
+            None => schema.clone(),
+        }
+    };
+    let mut strings = 0;
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                if param["in"] != "query" {
+                    continue;
+                }
+                let schema = resolve(&param["schema"]);
+                let branches = schema["anyOf"].as_array().cloned().unwrap_or_else(|| vec![schema.clone()]);
+                for branch in branches {
+                    if branch["type"] != "string" {
+                        continue;
+                    }
+                    strings += 1;
+                    let bounded = ["maxLength", "enum", "const"].iter().any(|k| branch.get(*k).is_some());
+                    assert!(bounded, "{method} {template} ?{} declares no bound: {branch}", param["name"]);
+                }
+            }
+        }
+    }
+    assert!(strings > 50, "only {strings} string query parameters found");
+
+    // Act: one past the declared bounds (cursor 512, district 8).
+    let long_cursor = app.get(&format!("/api/v1/clients?cursor={}", "a".repeat(513)), &admin()).await;
+    let long_district = app.get("/api/v1/clients?district=123456789", &admin()).await;
+
+    // Assert: refused at the edge, naming the parameter.
+    let problem = assert_problem(long_cursor, 400, "bad-request").await;
+    assert_eq!(error_fields(&problem), ["cursor"]);
+    let problem = assert_problem(long_district, 400, "bad-request").await;
+    assert_eq!(error_fields(&problem), ["district"]);
+}
