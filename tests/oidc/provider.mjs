@@ -140,6 +140,11 @@ const server = createServer((req, res) => {
     handle(req, res);
   }
 });
+// Idle keep-alive connections outlive reqwest's pool (90 s): with node's
+// default of 5 s, a pooled connection closed by the server just as the
+// client reuses it fails the request (a flaky test, or a JWKS fetch error).
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 125_000;
 server.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening, issuer ${issuer}, audience ${args.audience}`);
 });
