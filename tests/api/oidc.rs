@@ -312,3 +312,20 @@ async fn keys_are_not_trusted_when_the_discovery_document_names_another_issuer()
     // Assert
     assert_refused(res, "not signed with a key this service accepts").await;
 }
+
+#[test]
+fn the_start_is_refused_with_both_a_jwks_url_and_an_issuer_or_a_non_http_issuer() {
+    use ostwerk::auth::{Authenticator, KeyConfigError};
+    // Arrange
+    let mut both = ostwerk::config::Settings::defaults().unwrap();
+    both.jwt_jwks_url = Some("https://sso.example.org/realms/ostwerk/protocol/openid-connect/certs".to_owned());
+    both.oidc_issuer = Some("https://sso.example.org/realms/ostwerk".to_owned());
+    let mut not_http = both.clone();
+    not_http.jwt_jwks_url = None;
+    not_http.oidc_issuer = Some("sso.example.org/realms/ostwerk".to_owned());
+    // Act
+    let (both, not_http) = (Authenticator::new(&both, None), Authenticator::new(&not_http, None));
+    // Assert
+    assert!(matches!(both, Err(KeyConfigError::JwksAndIssuer)));
+    assert!(matches!(not_http, Err(KeyConfigError::BadIssuerUrl(_))));
+}
