@@ -109,8 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     settings.read_jwt_secrets()?;
     settings.validate().map_err(anyhow::Error::msg)?;
     let command = cli.command.unwrap_or(Command::Serve { no_migrate: false });
-    let has_key = settings.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
-        || settings.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+    let has_key = settings.jwt_secret.as_deref().is_some_and(|s| !s.is_empty()) || settings.has_jwks();
     if command.uses_database() && has_key && settings.database_url_defaulted {
         // A misspelt DATABASE_URL would otherwise run production on a
         // SQLite file in the working directory (inside a container: lost).
@@ -272,14 +271,14 @@ pub fn dev_org(role: Role) -> Option<String> {
 }
 
 async fn serve(mut settings: Settings) -> anyhow::Result<()> {
-    let has_jwks = settings.jwt_jwks_url.as_deref().is_some_and(|u| !u.is_empty());
+    let has_jwks = settings.has_jwks();
     if settings.jwt_secret.as_deref().is_some_and(str::is_empty) {
         settings.jwt_secret = None;
     }
     if settings.jwt_secret.is_none() && !has_jwks {
         if !settings.addr.ip().is_loopback() {
             bail!(
-                "development mode (no OSTWERK_JWT_SECRET or OSTWERK_JWT_JWKS_URL) only binds to loopback; {} is not",
+                "development mode (no OSTWERK_JWT_SECRET, OSTWERK_JWT_JWKS_URL or OSTWERK_OIDC_ISSUER) only binds to loopback; {} is not",
                 settings.addr
             );
         }
@@ -305,7 +304,9 @@ async fn serve(mut settings: Settings) -> anyhow::Result<()> {
 fn print_dev_banner(settings: &Settings, secret: &str) -> anyhow::Result<()> {
     let mut out = String::new();
     out.push_str("\n================ DEVELOPMENT MODE ================\n");
-    out.push_str("No OSTWERK_JWT_SECRET or OSTWERK_JWT_JWKS_URL is set: using an EPHEMERAL secret.\n");
+    out.push_str(
+        "No OSTWERK_JWT_SECRET, OSTWERK_JWT_JWKS_URL or OSTWERK_OIDC_ISSUER is set: using an EPHEMERAL secret.\n",
+    );
     out.push_str("Tokens below die with this process. Never run like this in production.\n");
     out.push_str(&format!("Docs: http://{}/docs/\n", settings.addr));
     out.push_str("Run `ostwerk seed --demo` once: the partner tokens act for its demo organisations.\n\n");

@@ -42,6 +42,11 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_JWT_JWKS_URL", global = true)]
     pub jwt_jwks_url: Option<String>,
 
+    /// Issuer URL of an OpenID provider (e.g. a Keycloak realm): its JWKS is found through
+    /// `<issuer>/.well-known/openid-configuration`, and tokens must carry exactly this `iss`.
+    #[arg(long, env = "OSTWERK_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
     /// Required `iss` claim, when set.
     #[arg(long, env = "OSTWERK_JWT_ISSUER", global = true)]
     pub jwt_issuer: Option<String>,
@@ -218,6 +223,13 @@ impl Settings {
         self.cors_origins.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     }
 
+    /// Whether an OIDC provider's keys are configured (`OSTWERK_JWT_JWKS_URL`
+    /// or `OSTWERK_OIDC_ISSUER`), so the service is not in development mode.
+    pub fn has_jwks(&self) -> bool {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        set(&self.jwt_jwks_url) || set(&self.oidc_issuer)
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
@@ -231,6 +243,7 @@ impl fmt::Debug for Settings {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
             .field("jwt_previous_secrets", &self.jwt_previous_secrets.len())
             .field("jwt_jwks_url", &self.jwt_jwks_url)
+            .field("oidc_issuer", &self.oidc_issuer)
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("stats_min_cell", &self.stats_min_cell)

@@ -67,7 +67,9 @@ impl Application {
         metrics::handle();
         let auth = Authenticator::new(&settings, None)?;
         if !auth.has_keys() {
-            anyhow::bail!("no token key configured: set OSTWERK_JWT_SECRET and/or OSTWERK_JWT_JWKS_URL");
+            anyhow::bail!(
+                "no token key configured: set OSTWERK_JWT_SECRET and/or OSTWERK_JWT_JWKS_URL or OSTWERK_OIDC_ISSUER"
+            );
         }
         let db = db::connect(&settings).await.with_context(|| {
             format!("cannot open the database {}", crate::config::redact_url(&settings.database_url))

@@ -1,9 +1,14 @@
-//! Verification keys: a shared HS256 secret and/or an OIDC provider's JWKS.
+//! Verification keys: a shared HS256 secret and/or an OIDC provider's JWKS,
+//! named directly (`OSTWERK_JWT_JWKS_URL`) or found through the provider's
+//! discovery document (`OSTWERK_OIDC_ISSUER`).
 //!
 //! The algorithm is pinned by the key that verifies, never taken from the
 //! token header: an HS256 token is checked only against the secret, a token
 //! with a `kid` only against that JWKS key with the algorithm the key states
-//! (or its key type implies). `alg: none` cannot even be parsed.
+//! (or its key type implies). `alg: none` cannot even be parsed. The issuer
+//! is pinned the same way: a token verified by the provider's keys must
+//! carry the provider's `iss` (`OSTWERK_OIDC_ISSUER`, else
+//! `OSTWERK_JWT_ISSUER`); an HS256 token the `OSTWERK_JWT_ISSUER`, if set.
 use std::{
     collections::HashMap,
     sync::RwLock,
@@ -30,6 +35,10 @@ pub enum KeyConfigError {
     SecretTooShort(String, usize),
     #[error("OSTWERK_JWT_JWKS_URL is not a valid http(s) URL: {0}")]
     BadJwksUrl(String),
+    #[error("OSTWERK_OIDC_ISSUER is not a valid http(s) URL: {0}")]
+    BadIssuerUrl(String),
+    #[error("set either OSTWERK_JWT_JWKS_URL or OSTWERK_OIDC_ISSUER (which finds the JWKS itself), not both")]
+    JwksAndIssuer,
     #[error("could not build the HTTP client for JWKS: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -39,13 +48,36 @@ pub struct Authenticator {
     /// them verifies; `ostwerk token` signs with the first only.
     hmac: Vec<DecodingKey>,
     jwks: Option<JwksCache>,
+    /// Required `iss` of HS256 tokens (`OSTWERK_JWT_ISSUER`).
     issuer: Option<String>,
+    /// Required `iss` of tokens verified by the JWKS: the OIDC issuer, else `OSTWERK_JWT_ISSUER`.
+    jwks_issuer: Option<String>,
     audience: Option<String>,
     max_lifetime_secs: u64,
 }
 
+/// Where the JWKS comes from.
+enum JwksSource {
+    /// `OSTWERK_JWT_JWKS_URL`.
+    Url(String),
+    /// `OSTWERK_OIDC_ISSUER`: `jwks_uri` of `<issuer>/.well-known/openid-configuration`,
+    /// looked up again on every fetch, so a provider that moves its keys is followed.
+    Discovery { issuer: String },
+}
+
+/// The part of an OpenID Provider Metadata document (OpenID Connect Discovery 1.0 §3) we read.
+#[derive(serde::Deserialize)]
+struct ProviderMetadata {
+    issuer: String,
+    jwks_uri: String,
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 struct JwksCache {
-    url: String,
+    source: JwksSource,
     client: reqwest::Client,
     keys: RwLock<HashMap<String, (DecodingKey, Algorithm)>>,
     /// Until when the last good set may be used without asking again.
@@ -96,15 +128,22 @@ impl Authenticator {
             }
             hmac.push(DecodingKey::from_secret(s.as_bytes()));
         }
-        let jwks = match &settings.jwt_jwks_url {
-            Some(url) if !url.is_empty() => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(KeyConfigError::BadJwksUrl(url.clone()));
-                }
+        let set = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+        let oidc_issuer = set(&settings.oidc_issuer);
+        let source = match (set(&settings.jwt_jwks_url), oidc_issuer.clone()) {
+            (Some(_), Some(_)) => return Err(KeyConfigError::JwksAndIssuer),
+            (Some(url), None) if !is_http_url(&url) => return Err(KeyConfigError::BadJwksUrl(url)),
+            (Some(url), None) => Some(JwksSource::Url(url)),
+            (None, Some(issuer)) if !is_http_url(&issuer) => return Err(KeyConfigError::BadIssuerUrl(issuer)),
+            (None, Some(issuer)) => Some(JwksSource::Discovery { issuer }),
+            (None, None) => None,
+        };
+        let jwks = match source {
+            Some(source) => {
                 crate::startup::install_crypto_provider();
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
                 Some(JwksCache {
-                    url: url.clone(),
+                    source,
                     client,
                     keys: RwLock::new(HashMap::new()),
                     fresh_until: RwLock::new(None),
@@ -113,12 +152,14 @@ impl Authenticator {
                     refresh_every: Duration::from_secs(settings.jwks_refresh_secs.max(1)),
                 })
             }
-            _ => None,
+            None => None,
         };
+        let issuer = set(&settings.jwt_issuer);
         Ok(Self {
             hmac,
             jwks,
-            issuer: settings.jwt_issuer.clone().filter(|s| !s.is_empty()),
+            jwks_issuer: oidc_issuer.or_else(|| issuer.clone()),
+            issuer,
             audience: settings.jwt_audience.clone().filter(|s| !s.is_empty()),
             max_lifetime_secs: settings.jwt_max_lifetime_secs,
         })
@@ -147,7 +188,7 @@ impl Authenticator {
                     Some(jwks) => jwks.key(kid).await.ok_or_else(no_key)?,
                     None => return Err(no_key()),
                 };
-                decode(token, &key, &self.validation(alg))?
+                decode(token, &key, &self.validation(alg, self.jwks_issuer.as_deref()))?
             }
             _ => return Err(no_key()),
         };
@@ -158,7 +199,7 @@ impl Authenticator {
     /// Tries the HS256 secrets newest first; only a bad signature moves on
     /// to the next (an expired token stays expired under every key).
     fn decode_hs256(&self, token: &str) -> Result<Claims, ApiError> {
-        let validation = self.validation(Algorithm::HS256);
+        let validation = self.validation(Algorithm::HS256, self.issuer.as_deref());
         let mut last = None;
         for key in &self.hmac {
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
@@ -192,13 +233,13 @@ impl Authenticator {
         Ok(())
     }
 
-    fn validation(&self, alg: Algorithm) -> Validation {
+    fn validation(&self, alg: Algorithm, issuer: Option<&str>) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = LEEWAY_SECS;
         v.validate_exp = true;
         v.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
-        match &self.issuer {
+        match issuer {
             Some(iss) => {
                 v.set_issuer(&[iss]);
                 required.push("iss");
@@ -367,8 +408,31 @@ impl JwksCache {
         }
     }
 
+    /// The JWKS URL: configured, or discovered from the issuer. The
+    /// discovery document must name exactly the configured issuer (OpenID
+    /// Connect Discovery §4.3), else a look-alike could hand out its own keys.
+    async fn jwks_url(&self) -> anyhow::Result<String> {
+        let issuer = match &self.source {
+            JwksSource::Url(url) => return Ok(url.clone()),
+            JwksSource::Discovery { issuer } => issuer,
+        };
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let metadata: ProviderMetadata = self.client.get(&url).send().await?.error_for_status()?.json().await?;
+        if metadata.issuer != *issuer {
+            anyhow::bail!(
+                "the discovery document at {url} names the issuer {:?}, not OSTWERK_OIDC_ISSUER {issuer:?}",
+                metadata.issuer
+            );
+        }
+        if !is_http_url(&metadata.jwks_uri) {
+            anyhow::bail!("the discovery document at {url} has no http(s) jwks_uri");
+        }
+        Ok(metadata.jwks_uri)
+    }
+
     async fn fetch(&self) -> anyhow::Result<(HashMap<String, (DecodingKey, Algorithm)>, Option<Duration>)> {
-        let response = self.client.get(&self.url).send().await?.error_for_status()?;
+        let url = self.jwks_url().await?;
+        let response = self.client.get(&url).send().await?.error_for_status()?;
         let max_age =
             response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
         let set: JwkSet = response.json().await?;
