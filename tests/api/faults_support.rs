@@ -103,7 +103,13 @@ impl Answer {
 /// long has hung, which is itself the failure a test reports.
 pub fn patient_client() -> reqwest::Client {
     ostwerk::startup::install_crypto_provider();
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+    // Idle connections are dropped well before the server's keep-alive
+    // closes them, so no request races a closing connection.
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
 }
 
 /// `method base+path` as `caller`, with an `Idempotency-Key` when given.
