@@ -139,6 +139,12 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
     pub shutdown_timeout: u64,
 
+    /// Seconds an idle keep-alive connection stays open. Behind a load
+    /// balancer that reuses connections, set it above the balancer's idle
+    /// timeout, or the balancer may send a request on a connection being closed.
+    #[arg(long, env = "OSTWERK_KEEP_ALIVE_SECS", default_value_t = 5, global = true)]
+    pub keep_alive_secs: u64,
+
     // --- Operations (database safety, metrics, retention) ---
     /// Apply pending migrations when `serve` starts (`false` for a DML-only database role; see `--no-migrate`).
     #[arg(long, env = "OSTWERK_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -379,6 +385,10 @@ impl Settings {
             format!("OSTWERK_DB_MAX_CONNECTIONS must be between 1 and 10000 (is {})", self.db_max_connections),
         );
         check(self.workers <= 1024, format!("OSTWERK_WORKERS must be at most 1024 (is {})", self.workers));
+        check(
+            (1..=3600).contains(&self.keep_alive_secs),
+            format!("OSTWERK_KEEP_ALIVE_SECS must be between 1 and 3600 (is {})", self.keep_alive_secs),
+        );
         check(
             self.shutdown_timeout <= 3600,
             format!("OSTWERK_SHUTDOWN_TIMEOUT must be at most 3600 seconds (is {})", self.shutdown_timeout),

@@ -255,6 +255,11 @@ async fn deliver_webhooks(state: web::Data<AppState>) {
     }
 }
 
+/// Time from accepting a connection to a complete request head.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Open connections per worker thread.
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 4_096;
+
 fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings) -> anyhow::Result<Server> {
     let doc = Arc::new(openapi::build());
     let table = web::Data::new(fallback::RouteTable::from_openapi(&doc));
@@ -294,6 +299,18 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, settings: &Settings)
             .wrap(Compress::default())
     })
     .listen(listener)?
+    // Slow and stuck clients: a request head must be complete within
+    // CLIENT_REQUEST_TIMEOUT of the connection (a slowloris dribbling header
+    // bytes is cut then, `408`), an idle keep-alive connection is closed
+    // after OSTWERK_KEEP_ALIVE_SECS, and a worker holds at most MAX_CONNECTIONS_PER_WORKER
+    // connections. actix's own default (25,000 per worker) exceeds a usual
+    // descriptor limit, and a process out of descriptors cannot open
+    // database connections either; above the cap, new connections wait in
+    // the listen backlog instead. (The two timeouts default to actix's own;
+    // stated here so a dependency update cannot loosen them.)
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .keep_alive(Duration::from_secs(settings.keep_alive_secs))
+    .max_connections(MAX_CONNECTIONS_PER_WORKER)
     // Signals are ours (`run_until_stopped`): SIGINT must drain like SIGTERM.
     .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout);

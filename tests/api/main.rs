@@ -16,6 +16,8 @@ mod demo;
 mod employers;
 mod erasure;
 mod errors;
+mod faults;
+mod faults_support;
 mod funding;
 mod fuzz_regressions;
 mod http_semantics;

@@ -238,8 +238,8 @@ async fn cors_preflight_from_a_foreign_origin_gets_no_allow_origin() {
 /// A TCP proxy in front of PostgreSQL that the test can cut and restore, to
 /// simulate a database outage without stopping the shared server. While cut,
 /// established connections are torn down and new ones are closed at once.
-struct CuttableProxy {
-    port: u16,
+pub(crate) struct CuttableProxy {
+    pub(crate) port: u16,
     state: Arc<Mutex<ProxyState>>,
 }
 
@@ -250,7 +250,7 @@ struct ProxyState {
 }
 
 impl CuttableProxy {
-    async fn start(upstream: String) -> Self {
+    pub(crate) async fn start(upstream: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(ProxyState::default()));
@@ -276,7 +276,7 @@ impl CuttableProxy {
         Self { port, state }
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         let mut state = self.state.lock().unwrap();
         state.cut = true;
         for connection in state.connections.drain(..) {
@@ -284,13 +284,13 @@ impl CuttableProxy {
         }
     }
 
-    fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.state.lock().unwrap().cut = false;
     }
 }
 
 /// `scheme://user:pass@host:port/db?q` → (`host:port`, the URL with `authority` instead).
-fn split_host(url: &str, authority: &str) -> (String, String) {
+pub(crate) fn split_host(url: &str, authority: &str) -> (String, String) {
     let scheme_end = url.find("://").unwrap() + 3;
     let rest = &url[scheme_end..];
     let host_start = rest.rfind('@').map(|i| i + 1).unwrap_or(0);
