@@ -664,6 +664,12 @@ fn declare_webhooks(spec: &mut Value) {
                 }}},
                 "responses": {"2XX": {"description": "Received; not sent again"}},
                 "security": [],
+                // Ostwerk calls the partner here, not the other way round:
+                // client generators skip operations marked internal, so they
+                // make no method for it (openapi-generator 7.x otherwise
+                // emits uncompilable Python for 3.1 `webhooks`), while the
+                // payload models still come from `components`.
+                "x-internal": true,
             }}),
         );
     }
