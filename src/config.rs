@@ -145,6 +145,12 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_KEEP_ALIVE_SECS", default_value_t = 5, global = true)]
     pub keep_alive_secs: u64,
 
+    /// Seconds a request body may take to arrive, counted from the first
+    /// read; a body still incomplete then is answered `408` and its
+    /// connection closed (a client stalling mid-body holds nothing longer).
+    #[arg(long, env = "OSTWERK_BODY_TIMEOUT_SECS", default_value_t = 30, global = true)]
+    pub body_timeout_secs: u64,
+
     // --- Operations (database safety, metrics, retention) ---
     /// Apply pending migrations when `serve` starts (`false` for a DML-only database role; see `--no-migrate`).
     #[arg(long, env = "OSTWERK_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -388,6 +394,10 @@ impl Settings {
         check(
             (1..=3600).contains(&self.keep_alive_secs),
             format!("OSTWERK_KEEP_ALIVE_SECS must be between 1 and 3600 (is {})", self.keep_alive_secs),
+        );
+        check(
+            (1..=3600).contains(&self.body_timeout_secs),
+            format!("OSTWERK_BODY_TIMEOUT_SECS must be between 1 and 3600 (is {})", self.body_timeout_secs),
         );
         check(
             self.shutdown_timeout <= 3600,

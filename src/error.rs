@@ -77,6 +77,8 @@ problems! {
     Gone = (410, "gone", "Gone", "Gelöscht");
     /// `If-Match` does not match the current version.
     PreconditionFailed = (412, "precondition-failed", "Precondition failed", "Vorbedingung nicht erfüllt");
+    /// The request body did not arrive in full within `OSTWERK_BODY_TIMEOUT_SECS`.
+    RequestTimeout = (408, "request-timeout", "Request timeout", "Zeitüberschreitung der Anfrage");
     /// Request body larger than 1 MiB.
     PayloadTooLarge = (413, "payload-too-large", "Payload too large", "Anfrage zu groß");
     /// The request target (path and query) is longer than the service accepts.
@@ -303,6 +305,10 @@ impl ResponseError for ApiError {
         }
         if let Some(allow) = &self.allow {
             builder.insert_header((header::ALLOW, allow.clone()));
+        }
+        if self.problem == Problem::RequestTimeout {
+            // The rest of a stalled body is not waited for.
+            builder.force_close();
         }
         // The body is rendered by the middleware; this copy is the fallback
         // when a response escapes it (it lacks only the request id).

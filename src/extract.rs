@@ -22,6 +22,9 @@ use serde_json::Value;
 
 use crate::error::{ApiError, FieldError, Problem};
 
+/// Body deadline when no settings are at hand (`OSTWERK_BODY_TIMEOUT_SECS`).
+const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -45,6 +48,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
+        let body_timeout = req
+            .app_data::<web::Data<crate::startup::AppState>>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |s| std::time::Duration::from_secs(s.settings.body_timeout_secs));
         let mut payload = payload.take();
         Box::pin(async move {
             if !content_type_ok {
@@ -56,14 +62,25 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             if declared_len.is_some_and(|n| n > MAX_BODY_BYTES) {
                 return Err(too_large());
             }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(too_large());
+            let read = async {
+                let mut body = BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            // A client stalling mid-body (slow POST) is cut off: the head has
+            // its own deadline in the server, the body this one.
+            let body = tokio::time::timeout(body_timeout, read).await.map_err(|_| {
+                ApiError::new(
+                    Problem::RequestTimeout,
+                    format!("The request body did not arrive within {} seconds.", body_timeout.as_secs()),
+                )
+            })??;
             if merge_patch {
                 let raw: Value = serde_json::from_slice(&body)
                     .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}.")))?;

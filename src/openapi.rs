@@ -106,6 +106,10 @@ const STANDARD_RESPONSES: &[(Problem, &str)] = &[
     (Problem::Forbidden, "The caller's roles may not do this at all"),
     (Problem::NotFound, "Not found, or not visible to this caller"),
     (Problem::PreconditionFailed, "`If-Match` does not match the current version"),
+    (
+        Problem::RequestTimeout,
+        "The body did not arrive in full within the body timeout (`OSTWERK_BODY_TIMEOUT_SECS`); the connection is closed",
+    ),
     (Problem::PayloadTooLarge, "Body larger than 1 MiB"),
     (Problem::UnsupportedMediaType, "Body is not JSON"),
     (
@@ -171,6 +175,7 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
                 add_response(op, Problem::NotFound);
             }
             if op.request_body.is_some() {
+                add_response(op, Problem::RequestTimeout);
                 add_response(op, Problem::PayloadTooLarge);
                 add_response(op, Problem::UnsupportedMediaType);
                 add_response(op, Problem::ValidationFailed);

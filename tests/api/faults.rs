@@ -532,6 +532,51 @@ async fn slowloris_connections_are_cut_after_the_request_timeout_without_starvin
     }
 }
 
+/// A slow POST (R.U.D.Y.): a complete head announcing a body that then
+/// dribbles in and never finishes.
+#[tokio::test]
+async fn a_body_stalled_midway_is_408_after_the_body_timeout_and_the_connection_closes() {
+    // Arrange: a 2 s body deadline.
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut Settings| s.body_timeout_secs = 2)),
+        ..Default::default()
+    })
+    .await;
+    let token = token_for(&caseworker());
+    let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "POST /api/v1/providers HTTP/1.1\r\nHost: ostwerk\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\": \""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+
+    // Act: one byte every 300 ms, while a normal caller is served.
+    let dribble = async {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < Duration::from_secs(20) {
+            if stream.write_all(b"a").await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+    };
+    let normal = call(&patient_client(), &app.address, Method::GET, "/api/v1/providers", &caseworker(), None, None);
+    let ((lived, answer), normal) = tokio::join!(dribble, normal);
+
+    // Assert: a 408 problem after about the deadline, then the connection closed.
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+    assert!(lived >= Duration::from_millis(1500) && lived < Duration::from_secs(15), "closed after {lived:?}");
+    assert_eq!(normal.status, 200, "{}", normal.body);
+}
+
 #[tokio::test]
 async fn a_100_kb_header_is_431_and_other_callers_are_served_meanwhile() {
     // Arrange
