@@ -110,20 +110,21 @@ pub struct ChangeEventDto {
     pub at: DateTime<Utc>,
 }
 
-impl From<FeedRow> for ChangeEventDto {
-    fn from(r: FeedRow) -> Self {
-        let kind = ChangeType::parse(&r.event_type);
-        let collection = kind.map(ChangeType::collection).unwrap_or("referrals");
-        Self {
+impl ChangeEventDto {
+    /// `None` for a type this version does not know (written by a newer
+    /// instance during a rolling update): left out rather than mislabelled.
+    fn from_row(r: FeedRow) -> Option<Self> {
+        let kind = ChangeType::parse(&r.event_type)?;
+        Some(Self {
             id: r.id,
-            type_: kind.unwrap_or(ChangeType::ReferralStatusChanged),
-            link: format!("/api/v1/{collection}/{}", r.resource_id),
+            type_: kind,
+            link: format!("/api/v1/{}/{}", kind.collection(), r.resource_id),
             resource: r.resource,
             resource_id: r.resource_id,
             status: r.status,
             previous_status: r.previous_status,
             at: r.at,
-        }
+        })
     }
 }
 
@@ -169,7 +170,7 @@ pub async fn list_events(
     let req = query.into_inner().validate()?;
     let page = change_feed::read(&state.db, &state.cursors, &user, &req).await?;
     Ok(HttpResponse::Ok().json(ChangeFeedPage {
-        items: page.items.into_iter().map(ChangeEventDto::from).collect(),
+        items: page.items.into_iter().filter_map(ChangeEventDto::from_row).collect(),
         next_cursor: page.next_cursor,
     }))
 }
