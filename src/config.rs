@@ -127,6 +127,11 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=10_000), global = true)]
     pub webhook_max_per_org: u64,
 
+    /// Seconds a webhook's previous secret still signs deliveries after a rotation.
+    #[arg(long, env = "OSTWERK_WEBHOOK_SECRET_OVERLAP_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(0..=604_800), global = true)]
+    pub webhook_secret_overlap_secs: u64,
+
     /// Maximum database connections (PostgreSQL; SQLite always uses one writer connection).
     #[arg(long, env = "OSTWERK_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub db_max_connections: u32,

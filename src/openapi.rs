@@ -41,6 +41,7 @@ pub const BEARER: &str = "bearer";
         (name = "referrals", description = "Referrals of clients into measures or to vacancies, with their status machine and history."),
         (name = "statistics", description = "Anonymised demand, outcome and funding statistics. Every count of people is perturbed by the cell-key method: a fixed noise of at most ±2 per group of people (the same in every table, every day), averaging to 0, so subtracting two answers reveals no one; totals are perturbed on their own and need not equal the sum of the rows. After the noise, counts from 1 to `min_cell − 1` are `null` (small-cell rule). Seats and sums of money are exact. Labels in the caller's language stand beside codes; `Accept: text/csv` gives a semicolon-separated CSV (UTF-8 with BOM; German headers with `Accept-Language: de`)."),
         (name = "webhooks", description = "Signed event notifications to partner systems (Standard Webhooks)."),
+        (name = "events", description = "The change feed: every change a caller may see, in commit order, for partners that poll."),
         (name = "funding", description = "Public funding programmes the office researched, and the applications it helps with."),
         (name = "audit", description = "The append-only audit log of personal-data access (admin)."),
         (name = "code-lists", description = "Every enumeration with German and English labels."),
@@ -637,7 +638,8 @@ fn declare_webhooks(spec: &mut Value) {
         (
             "webhook-signature",
             "`v1,<base64 HMAC-SHA256 of \"<webhook-id>.<webhook-timestamp>.<body>\">` keyed with the \
-             base64-decoded secret after `whsec_` (Standard Webhooks).",
+             base64-decoded secret after `whsec_` (Standard Webhooks). For 24 h after a secret rotation \
+             two, space-separated: the new secret's and the previous one's; either verifying is enough.",
         ),
     ];
     let parameters: Vec<Value> = headers

@@ -2,6 +2,7 @@
 //! No actix, no sea-orm here: this is what the office's rules are about.
 pub mod audit;
 pub mod cell_key;
+pub mod changes;
 pub mod clients;
 pub mod codes;
 pub mod employers;

@@ -1,5 +1,6 @@
 //! sea-orm entities: the tables as the database sees them. Never on the wire.
 pub mod audit_event;
+pub mod change_event;
 pub mod client;
 pub mod consultation;
 pub mod district;

@@ -12,6 +12,9 @@ pub struct Model {
     pub events: String,
     /// `whsec_<base64>`; shown once at creation, kept to sign deliveries.
     pub secret: String,
+    /// The secret before the last rotation: deliveries carry its signature too until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
     pub active: bool,
     pub created_by: String,
     pub created_at: DateTimeUtc,

@@ -281,6 +281,12 @@ pub async fn status_of(db: &impl ConnectionTrait, scope: &ClientScope, id: Uuid)
         .await
 }
 
+/// The organisation that created a client (no personal data, so no audit).
+pub async fn creator_of(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<String>, DbErr> {
+    use sea_orm::QuerySelect;
+    Entity::find_by_id(id).select_only().column(Column::CreatedByOrg).into_tuple::<String>().one(db).await
+}
+
 /// What a referral shows providers and employers about its client.
 #[derive(Debug, Clone)]
 pub struct ClientSummary {

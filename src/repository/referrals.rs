@@ -391,6 +391,18 @@ pub async fn events(db: &impl ConnectionTrait, referral_id: Uuid) -> Result<Vec<
         .await
 }
 
+/// The organisations that referred a client (who, besides its creator, may see it).
+pub async fn referring_orgs_of_client(db: &impl ConnectionTrait, client_id: Uuid) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::ReferringOrg)
+        .distinct()
+        .filter(Column::ClientId.eq(client_id))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// Referrals of a client with their histories (for the Art. 15 export).
 pub async fn of_client(
     db: &impl ConnectionTrait,

@@ -37,6 +37,8 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewWebhook<'_>) -> Result<M
         url: Set(new.url.to_owned()),
         events: Set(tags::join(new.events)),
         secret: Set(new.secret.to_owned()),
+        previous_secret: Set(None),
+        previous_secret_until: Set(None),
         active: Set(true),
         created_by: Set(new.created_by.to_owned()),
         created_at: Set(at),
@@ -103,6 +105,24 @@ pub async fn update(
     super::update_versioned(db, model, Column::Id, Column::Version, current.id, current.version).await
 }
 
+/// Replaces the secret; the old one keeps signing until `previous_until`.
+pub async fn rotate_secret(
+    db: &impl ConnectionTrait,
+    current: &Model,
+    secret: &str,
+    previous_until: DateTime<Utc>,
+) -> Result<Option<Model>, DbErr> {
+    let model = ActiveModel {
+        secret: Set(secret.to_owned()),
+        previous_secret: Set(Some(current.secret.clone())),
+        previous_secret_until: Set(Some(previous_until)),
+        updated_at: Set(now()),
+        version: Set(current.version + 1),
+        ..Default::default()
+    };
+    super::update_versioned(db, model, Column::Id, Column::Version, current.id, current.version).await
+}
+
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid, version: i32) -> Result<bool, DbErr> {
     super::delete_versioned::<Entity, _>(db, Column::Id, Column::Version, id, version).await
 }
@@ -120,8 +140,15 @@ pub async fn subscribers(
     select.all(db).await
 }
 
-/// Writes one outbox row per subscriber (in the caller's transaction).
-pub async fn enqueue(db: &impl ConnectionTrait, hooks: &[Model], event_type: &str, payload: &str) -> Result<(), DbErr> {
+/// Writes one outbox row per subscriber (in the caller's transaction) for
+/// the change-feed event `event_id`, which becomes their `webhook-id`.
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    hooks: &[Model],
+    event_type: &str,
+    event_id: Uuid,
+    payload: &str,
+) -> Result<(), DbErr> {
     if hooks.is_empty() {
         return Ok(());
     }
@@ -130,7 +157,7 @@ pub async fn enqueue(db: &impl ConnectionTrait, hooks: &[Model], event_type: &st
         id: Set(new_id()),
         webhook_id: Set(h.id),
         event_type: Set(event_type.to_owned()),
-        event_id: Set(new_id()),
+        event_id: Set(event_id),
         payload: Set(payload.to_owned()),
         status: Set(PENDING.to_owned()),
         attempts: Set(0),

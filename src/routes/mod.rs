@@ -6,6 +6,7 @@ pub mod clients;
 pub mod code_lists;
 pub mod common;
 pub mod employers;
+pub mod events;
 pub mod funding;
 pub mod measures;
 pub mod ops;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     referrals::configure(cfg);
     statistics::configure(cfg);
     webhooks::configure(cfg);
+    events::configure(cfg);
     funding::configure(cfg);
     audit_events::configure(cfg);
     code_lists::configure(cfg);
@@ -45,6 +47,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         referrals::ACCESS,
         statistics::ACCESS,
         webhooks::ACCESS,
+        events::ACCESS,
         funding::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,

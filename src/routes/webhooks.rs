@@ -30,7 +30,8 @@ pub const CREATE: Access = Access::new("create_webhook", ROLES);
 pub const UPDATE: Access = Access::new("update_webhook", ROLES);
 pub const DELETE: Access = Access::new("delete_webhook", ROLES);
 pub const DELIVERIES: Access = Access::new("list_webhook_deliveries", ROLES);
-pub const ACCESS: &[&Access] = &[&LIST, &GET, &CREATE, &UPDATE, &DELETE, &DELIVERIES];
+pub const ROTATE: Access = Access::new("rotate_webhook_secret", ROLES);
+pub const ACCESS: &[&Access] = &[&LIST, &GET, &CREATE, &UPDATE, &DELETE, &DELIVERIES, &ROTATE];
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_webhooks)
@@ -38,7 +39,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_webhook)
         .service(update_webhook)
         .service(delete_webhook)
-        .service(list_webhook_deliveries);
+        .service(list_webhook_deliveries)
+        .service(rotate_webhook_secret);
 }
 
 /// A subscription as written.
@@ -89,10 +91,15 @@ pub struct WebhookDto {
     pub url: String,
     pub events: Vec<WebhookEvent>,
     pub active: bool,
-    /// `whsec_<base64>`: present once, in the `201` of the creation. Verify
-    /// deliveries with any Standard Webhooks library.
+    /// `whsec_<base64>`: present only in the `201` of the creation and the
+    /// answer of a rotation. Verify deliveries with any Standard Webhooks library.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// After a secret rotation: until when deliveries also carry a signature
+    /// made with the previous secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i32,
@@ -107,6 +114,9 @@ impl WebhookDto {
             events: tags::split(&m.events).iter().filter_map(|e| WebhookEvent::parse(e)).collect(),
             active: m.active,
             secret: with_secret.then(|| m.secret.clone()),
+            previous_secret_expires_at: m
+                .previous_secret_until
+                .filter(|until| m.previous_secret.is_some() && *until > crate::domain::ids::now()),
             created_at: m.created_at,
             updated_at: m.updated_at,
             version: m.version,
@@ -309,4 +319,34 @@ pub async fn list_webhook_deliveries(
         repository::webhooks::deliveries(&state.db, hook.id, after, paging::newest_first(&page), page.limit).await?;
     let result = paging::finish(&state.cursors, &page, rows, |m| m.id);
     Ok(list_response(result, |m| DeliveryDto::from(&m)))
+}
+
+/// Rotate a webhook's secret
+///
+/// Makes a new `whsec_` secret and answers it (the only time it is shown).
+/// For `OSTWERK_WEBHOOK_SECRET_OVERLAP_SECS` (default 24 h) every delivery
+/// carries two signatures in `webhook-signature`, space-separated — `v1,<new>`
+/// and `v1,<previous>` — so receivers verifying with either secret go on
+/// accepting while they switch; afterwards only the new one. Rotating again
+/// within the overlap ends the older secret's at once. Same rules as `PATCH`:
+/// the owning organisation or an admin; honours `If-Match`.
+#[utoipa::path(
+    tag = "webhooks",
+    params(("id" = Uuid, Path, description = "Webhook id"),
+           ("If-Match" = Option<String>, Header, description = "ETag of the version the rotation is based on")),
+    responses((status = 200, description = "The webhook with its new secret", body = WebhookDto, headers(("ETag" = String)))),
+)]
+#[post("/webhooks/{id}/rotate-secret")]
+pub async fn rotate_webhook_secret(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+) -> Result<HttpResponse, ApiError> {
+    user.require(&ROTATE)?;
+    let current = webhooks::get(&state.db, &user, id.into_inner()).await?;
+    if_match.check(current.version)?;
+    let overlap = chrono::Duration::seconds(i64::try_from(state.settings.webhook_secret_overlap_secs).unwrap_or(0));
+    let model = webhooks::rotate_secret(&state.db, &current, overlap).await?;
+    Ok(ok_with_etag(model.version, &WebhookDto::new(&model, true)))
 }

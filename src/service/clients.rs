@@ -2,11 +2,12 @@
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::{cursor::CursorCodec, paging};
+use super::{change_feed, cursor::CursorCodec, paging};
 use crate::{
     auth::Principal,
     domain::{
         audit::{AuditContext, action},
+        changes::ChangeType,
         clients::{ClientFields, ConsultationFields},
         codes::ClientStatus,
         ids::new_id,
@@ -61,7 +62,11 @@ pub async fn create(
         return Err(duplicate(existing));
     }
     match repository::clients::insert(db, audit, new_id(), &org, fields).await {
-        Ok(model) => Ok(model),
+        Ok(model) => {
+            change_feed::client_changed(db, ChangeType::ClientCreated, model.id, &model.created_by_org, &model.status)
+                .await?;
+            Ok(model)
+        }
         // Lost a race with a concurrent create of the same external_id.
         Err(e) if repository::is_unique_violation(&e) => {
             let existing = match &fields.external_id {
@@ -124,7 +129,11 @@ pub async fn update(
         return Err(duplicate(existing));
     }
     let _ = principal;
-    repository::clients::update(db, current.id, current.version, fields).await?.ok_or_else(|| ApiError::stale("client"))
+    let model = repository::clients::update(db, current.id, current.version, fields)
+        .await?
+        .ok_or_else(|| ApiError::stale("client"))?;
+    change_feed::client_changed(db, ChangeType::ClientUpdated, model.id, &model.created_by_org, &model.status).await?;
+    Ok(model)
 }
 
 /// `404` unless visible, `410` if erased — without reading personal data
@@ -145,6 +154,9 @@ pub async fn erase(
     ensure_present(db, principal, id).await?;
     if !repository::clients::erase(db, audit, id).await? {
         return Err(gone());
+    }
+    if let Some(creator) = repository::clients::creator_of(db, id).await? {
+        change_feed::client_changed(db, ChangeType::ClientErased, id, &creator, ClientStatus::Erased.as_str()).await?;
     }
     // Replayable create responses are copies of the erased data (the path is the one the routes put in `Location`).
     repository::idempotency::erase_responses_under(db, &format!("/api/v1/clients/{id}")).await?;

@@ -1,5 +1,6 @@
 //! Rules that span a request: transactions, idempotency, cursors, and the
 //! per-resource services the handlers call.
+pub mod change_feed;
 pub mod clients;
 pub mod cursor;
 pub mod employers;

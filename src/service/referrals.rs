@@ -443,7 +443,8 @@ pub struct StatusChange<'a> {
 /// writes the referral (only if it is still at the status and version the
 /// caller read), moves the seats / positions of its measure or vacancy
 /// (bumping their version), appends the event, and writes the webhook outbox
-/// rows: `referral.status_changed`, and `measure.changed` when seats moved.
+/// rows: `referral.status_changed`, and `measure.changed` when seats moved
+/// (each also a change-feed event; `vacancy.filled` only in the feed).
 /// `None` when the referral moved on meanwhile (nothing was written).
 pub async fn change_status(
     db: &impl ConnectionTrait,
@@ -479,6 +480,15 @@ pub async fn change_status(
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("measure {measure_id} of a referral is gone")))?;
         super::webhooks::measure_changed(db, &measure, false).await?;
+    }
+    if to == ReferralStatus::InProgress
+        && let Some(vacancy_id) = current.vacancy_id
+        && let Some(vacancy) = repository::vacancies::find(db, vacancy_id).await?
+        && vacancy.status == VacancyStatus::Filled.as_str()
+        && vacancy.positions_filled == vacancy.positions
+    {
+        // This start took the last position (the counter update above made it `filled`).
+        super::webhooks::vacancy_filled(db, &vacancy).await?;
     }
     Ok(Some(updated))
 }

@@ -336,8 +336,16 @@ impl Deliverer {
         }
         let timestamp = Utc::now().timestamp();
         let id = delivery.event_id.to_string();
-        let signed = signature(&hook.secret, &id, timestamp, &delivery.payload)
+        let mut signed = signature(&hook.secret, &id, timestamp, &delivery.payload)
             .ok_or_else(|| Failure::new("other", "unusable secret"))?;
+        // After a rotation the old secret signs too until its overlap ends
+        // (Standard Webhooks: several space-separated signatures, any may verify).
+        if let (Some(previous), Some(until)) = (&hook.previous_secret, hook.previous_secret_until)
+            && Utc::now() < until
+            && let Some(old) = signature(previous, &id, timestamp, &delivery.payload)
+        {
+            signed = format!("{signed} {old}");
+        }
         let response = self
             .inner
             .client

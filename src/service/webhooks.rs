@@ -6,18 +6,19 @@ use uuid::Uuid;
 use crate::{
     auth::{OFFICE_ORG, OrgKind, Owner, Principal, Role},
     domain::{
+        changes::ChangeType,
         codes::ReferralStatus,
-        ids::now,
         webhooks::{
             MeasureChangedEvent, MeasureChangedType, MeasureEventData, ReferralCreatedEvent, ReferralCreatedType,
             ReferralEventData, ReferralStatusChangedEvent, ReferralStatusChangedType, WebhookEvent, WebhookPayload,
         },
     },
-    entities::{measure, referral, webhook::Model},
+    entities::{measure, referral, vacancy, webhook::Model},
     error::{ApiError, FieldError},
     repository::{self, webhooks as repo},
 };
 
+use super::change_feed::{self, Audience};
 pub use super::webhook_delivery::{CheckedTarget, RETRY_HOURS, check_target};
 
 /// The owners whose webhooks `principal` manages; `None` for admins (all).
@@ -130,6 +131,20 @@ pub async fn update(
     repo::update(db, current, target.as_str(), &events, sub.active).await?.ok_or_else(|| ApiError::stale("webhook"))
 }
 
+/// A new secret for `current`. The old one goes on signing deliveries
+/// beside it for `overlap` (a second `v1,` signature), so a partner can
+/// switch its verifier without a gap; a second rotation within the overlap
+/// ends the first one's (only the secret being replaced carries over).
+pub async fn rotate_secret(
+    db: &impl ConnectionTrait,
+    current: &Model,
+    overlap: chrono::Duration,
+) -> Result<Model, ApiError> {
+    let secret = crate::domain::webhooks::new_secret();
+    let until = crate::domain::ids::now() + overlap;
+    repo::rotate_secret(db, current, &secret, until).await?.ok_or_else(|| ApiError::stale("webhook"))
+}
+
 pub async fn delete(db: &impl ConnectionTrait, current: &Model) -> Result<(), ApiError> {
     if repo::delete(db, current.id, current.version).await? { Ok(()) } else { Err(ApiError::stale("webhook")) }
 }
@@ -171,42 +186,65 @@ async fn referral_audience(db: &impl ConnectionTrait, r: &referral::Model) -> Re
     Ok(owners)
 }
 
-/// Outbox rows for a new referral (in the creating transaction).
+/// The feed event and the outbox rows of a new referral (in the creating transaction).
 pub async fn referral_created(db: &impl ConnectionTrait, r: &referral::Model) -> Result<(), ApiError> {
     let event = WebhookEvent::ReferralCreated;
-    let hooks = repo::subscribers(db, event.as_str(), Some(&referral_audience(db, r).await?)).await?;
+    let audience = referral_audience(db, r).await?;
+    let recorded = change_feed::record(
+        db,
+        ChangeType::ReferralCreated,
+        r.id,
+        Some(&r.status),
+        None,
+        &Audience::Owners(audience.clone()),
+    )
+    .await?;
+    let hooks = repo::subscribers(db, event.as_str(), Some(&audience)).await?;
     let body = envelope(&WebhookPayload::ReferralCreated(ReferralCreatedEvent {
         type_: ReferralCreatedType::ReferralCreated,
-        timestamp: now(),
+        timestamp: recorded.at,
         data: referral_data(r, None),
     }))?;
-    Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
+    Ok(repo::enqueue(db, &hooks, event.as_str(), recorded.id, &body).await?)
 }
 
-/// Outbox rows for a status change (in the transition's transaction).
+/// The feed event and the outbox rows of a status change (in the transition's transaction).
 pub async fn referral_status_changed(
     db: &impl ConnectionTrait,
     r: &referral::Model,
     from: ReferralStatus,
 ) -> Result<(), ApiError> {
     let event = WebhookEvent::ReferralStatusChanged;
-    let hooks = repo::subscribers(db, event.as_str(), Some(&referral_audience(db, r).await?)).await?;
+    let audience = referral_audience(db, r).await?;
+    let recorded = change_feed::record(
+        db,
+        ChangeType::ReferralStatusChanged,
+        r.id,
+        Some(&r.status),
+        Some(from.as_str()),
+        &Audience::Owners(audience.clone()),
+    )
+    .await?;
+    let hooks = repo::subscribers(db, event.as_str(), Some(&audience)).await?;
     let body = envelope(&WebhookPayload::ReferralStatusChanged(ReferralStatusChangedEvent {
         type_: ReferralStatusChangedType::ReferralStatusChanged,
-        timestamp: now(),
+        timestamp: recorded.at,
         data: referral_data(r, Some(from)),
     }))?;
-    Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
+    Ok(repo::enqueue(db, &hooks, event.as_str(), recorded.id, &body).await?)
 }
 
-/// Outbox rows for a created, changed or deleted measure (everyone may see measures).
+/// The feed event and the outbox rows of a created, changed or deleted
+/// measure (everyone may see measures).
 pub async fn measure_changed(db: &impl ConnectionTrait, m: &measure::Model, deleted: bool) -> Result<(), ApiError> {
     let event = WebhookEvent::MeasureChanged;
-    let hooks = repo::subscribers(db, event.as_str(), None).await?;
     let status = if deleted { "deleted" } else { m.status.as_str() };
+    let recorded =
+        change_feed::record(db, ChangeType::MeasureChanged, m.id, Some(status), None, &Audience::Public).await?;
+    let hooks = repo::subscribers(db, event.as_str(), None).await?;
     let body = envelope(&WebhookPayload::MeasureChanged(MeasureChangedEvent {
         type_: MeasureChangedType::MeasureChanged,
-        timestamp: now(),
+        timestamp: recorded.at,
         data: MeasureEventData {
             resource: "measure".to_owned(),
             id: m.id,
@@ -214,7 +252,14 @@ pub async fn measure_changed(db: &impl ConnectionTrait, m: &measure::Model, dele
             link: format!("/api/v1/measures/{}", m.id),
         },
     }))?;
-    Ok(repo::enqueue(db, &hooks, event.as_str(), &body).await?)
+    Ok(repo::enqueue(db, &hooks, event.as_str(), recorded.id, &body).await?)
+}
+
+/// The feed event of a vacancy whose last position was taken (the office
+/// and its employer; there is no webhook for it).
+pub async fn vacancy_filled(db: &impl ConnectionTrait, v: &vacancy::Model) -> Result<(), ApiError> {
+    let audience = Audience::Owners(vec![Owner { kind: OrgKind::Employer, org: v.employer_id.to_string() }]);
+    change_feed::record(db, ChangeType::VacancyFilled, v.id, Some(&v.status), None, &audience).await.map(|_| ())
 }
 
 /// The requested event names, validated (`422` naming each bad one).

@@ -6,6 +6,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod change_feed;
 mod cli;
 mod clients;
 mod code_lists;
@@ -44,4 +45,5 @@ mod security_webhooks;
 mod statistics;
 mod statistics_privacy;
 mod strict_queries;
+mod webhook_rotation;
 mod webhooks;
