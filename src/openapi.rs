@@ -507,6 +507,8 @@ fn query_string_bound(name: &str, format: Option<&str>) -> Option<u64> {
         "occupation_code" => 5,
         // Every dimension once: `district,target_group,occupation_field,measure_kind`.
         "group_by" => 51,
+        // Every change-feed event type once (seven, comma-separated).
+        "types" => 115,
         _ => return None,
     })
 }

@@ -567,7 +567,8 @@ async fn a_body_stalled_midway_is_408_after_the_body_timeout_and_the_connection_
         }
         (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
     };
-    let normal = call(&patient_client(), &app.address, Method::GET, "/api/v1/providers", &caseworker(), None, None);
+    let (client, caller) = (patient_client(), caseworker());
+    let normal = call(&client, &app.address, Method::GET, "/api/v1/providers", &caller, None, None);
     let ((lived, answer), normal) = tokio::join!(dribble, normal);
 
     // Assert: a 408 problem after about the deadline, then the connection closed.
