@@ -24,6 +24,7 @@ mod limits;
 mod matching;
 mod measures;
 mod operations;
+mod perf_audit;
 mod ops;
 mod providers;
 mod referral_fixtures;
