@@ -333,7 +333,8 @@ impl From<DbErr> for ApiError {
             ApiError::unavailable(err)
         } else if crate::repository::audit::is_write_failure(&err) {
             ApiError {
-                detail: "The audit log cannot be written right now, so nothing is answered; please retry shortly.".into(),
+                detail: "The audit log cannot be written right now, so nothing is answered; please retry shortly."
+                    .into(),
                 ..ApiError::unavailable(err)
             }
         } else if crate::repository::is_capacity_violation(&err) {

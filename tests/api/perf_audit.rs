@@ -32,11 +32,17 @@ async fn refuse_audit(db: &DatabaseConnection) {
              $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
         )
         .await;
-        execute(db, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
-            .await;
+        execute(
+            db,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        )
+        .await;
     } else {
-        execute(db, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END")
-            .await;
+        execute(
+            db,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )
+        .await;
     }
 }
 
