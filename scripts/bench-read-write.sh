@@ -44,7 +44,7 @@ LUA
   run_wrk "http://$OSTWERK_ADDR" /api/v1/clients/ >/dev/null   # warm-up
   local o b
   o=$(run_wrk "http://$OSTWERK_ADDR" /api/v1/clients/); b=$(run_wrk http://127.0.0.1:18472 /)
-  kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null
+  kill "$bpid" 2>/dev/null; wait "$bpid" 2>/dev/null || true
   printf '   %-40s %s\n' "Ostwerk GET /api/v1/clients/{id}" "$(echo "$o" | wrk_figures)"
   printf '   %-40s %s\n' "baseline GET /{id}" "$(echo "$b" | wrk_figures)"
   python3 -c "import sys; o,b=float(sys.argv[1]),float(sys.argv[2]); print(f'   ratio {o/b:.3f}')" \
@@ -130,7 +130,7 @@ bench_cold_start() {
     DATABASE_URL=$url OSTWERK_ADDR=127.0.0.1:18473 "$BIN" serve >/dev/null 2>&1 & local cpid=$!
     until curl -fs http://127.0.0.1:18473/readyz >/dev/null 2>&1; do sleep 0.01; done
     took=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))" "$started" "$(date +%s.%N)")
-    kill "$cpid"; wait "$cpid" 2>/dev/null
+    kill "$cpid"; wait "$cpid" 2>/dev/null || true
     [[ -n "$db" ]] && psql "${DATABASE_URL%/*}/postgres" -qc "DROP DATABASE $db" >/dev/null
     echo "   run $i: ${took} s"
     if [[ -z "$best" ]] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$took" "$best"; then best=$took; fi
