@@ -45,3 +45,14 @@ run "GET /api/v1/referrals?sort=updated_at" "/api/v1/referrals?sort=updated_at&l
 run "GET /api/v1/clients/{id}/matches" "/api/v1/clients/$CLIENT/matches"
 SECONDS_PER_RUN=5 CONCURRENCY=4 run "GET /api/v1/statistics/demand (10^5 clients)" "/api/v1/statistics/demand?group_by=district,target_group"
 echo "== server peak RSS: $(grep VmHWM /proc/$PID/status | awk '{print $2, $3}')"
+
+# ---- read path vs raw baseline, POST referral, cold start (needs wrk) ----
+if command -v wrk >/dev/null; then
+  # shellcheck source=scripts/bench-read-write.sh
+  source scripts/bench-read-write.sh
+  bench_read_vs_baseline
+  bench_post_referral
+  bench_cold_start
+else
+  echo "== read vs baseline, POST referral, cold start: skipped (install wrk)"
+fi

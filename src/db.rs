@@ -43,7 +43,10 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
             .min_connections(1)
             // A restarted database leaves dead connections in the pool; test
             // them when they have been idle so `/readyz` recovers on its own.
-            .test_before_acquire(true)
+            // Only idle ones: a ping on every acquire is a round trip per
+            // request (sqlx also tests each connection when it is released,
+            // so one broken mid-request never goes back into the pool).
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
             .map_sqlx_postgres_opts(move |opts| opts.options(session_timeouts(statement_ms, lock_ms)));
     }
     Database::connect(options).await

@@ -337,6 +337,12 @@ impl From<DbErr> for ApiError {
             ApiError::busy(err)
         } else if crate::db::is_unavailable(&err) {
             ApiError::unavailable(err)
+        } else if crate::repository::audit::is_write_failure(&err) {
+            ApiError {
+                detail: "The audit log cannot be written right now, so nothing is answered; please retry shortly."
+                    .into(),
+                ..ApiError::unavailable(err)
+            }
         } else if crate::repository::is_capacity_violation(&err) {
             // The database's last line of defence held where a service-level
             // guard did not: still a conflict the caller can act on, not a 500.

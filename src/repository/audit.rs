@@ -33,9 +33,27 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[Au
     .exec_without_returning(db)
     .await
     .map(|_| ())
-    // A failed audit write fails the request too (no read without its
-    // event), but an operator alerts on the counter, not on 500s.
-    .inspect_err(|_| crate::http::metrics::record_audit_write_error())
+    .map_err(write_failed)
+}
+
+/// What a failed audit write becomes: it fails the request too (no read
+/// without its event) as a `503` (the log cannot be written right now), and
+/// an operator alerts on the counter. Busy and unreachable databases keep
+/// their own `503`s.
+pub fn write_failed(err: DbErr) -> DbErr {
+    crate::http::metrics::record_audit_write_error();
+    if crate::db::busy_cause(&err).is_some() || crate::db::is_unavailable(&err) {
+        err
+    } else {
+        DbErr::Custom(format!("{AUDIT_WRITE_FAILED}: {err}"))
+    }
+}
+
+const AUDIT_WRITE_FAILED: &str = "audit write failed";
+
+/// Whether `err` is a failed audit write (see [`write_failed`]).
+pub fn is_write_failure(err: &DbErr) -> bool {
+    matches!(err, DbErr::Custom(m) if m.starts_with(AUDIT_WRITE_FAILED))
 }
 
 /// Deletes audit events older than `before` (retention); returns how many.

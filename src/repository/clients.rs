@@ -3,8 +3,8 @@
 //! event before returning: there is no way to read a client here without it,
 //! and nothing outside this module queries the `clients` table.
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    ExprTrait, QueryFilter, Statement, Value, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use crate::{
         cell_key,
         clients::ClientFields,
         codes::{ClientStatus, TargetGroup},
-        ids::now,
+        ids::{new_id, now},
     },
     entities::{
         client::{ActiveModel, Column, Entity, Model},
@@ -103,6 +103,9 @@ pub async fn find(
     scope: &ClientScope,
     id: Uuid,
 ) -> Result<Option<Model>, DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        return find_audited_pg(db, audit_ctx, action, scope, id).await;
+    }
     let found = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await?;
     if let Some(m) = &found
         && m.status != ClientStatus::Erased.as_str()
@@ -110,6 +113,54 @@ pub async fn find(
         audit::record(db, audit_ctx, &[entry(action, id)]).await?;
     }
     Ok(found)
+}
+
+/// [`find`] on PostgreSQL: the read and its audit event in one statement
+/// (a data-modifying CTE), so one round trip on one connection and one
+/// commit. The `INSERT` sees the same snapshot as the `SELECT` and writes
+/// its row only for a visible, not erased client. `all` (not `one`) reads
+/// the answer up to `ReadyForQuery`, which PostgreSQL sends only after the
+/// statement's implicit transaction committed: no row reaches the caller
+/// before its audit event is durable. Any failure of the statement fails
+/// the read (503), never skips the audit.
+async fn find_audited_pg(
+    db: &impl ConnectionTrait,
+    audit_ctx: &AuditContext,
+    action: &'static str,
+    scope: &ClientScope,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    let mut values: Vec<Value> = vec![
+        new_id().into(),
+        now().into(),
+        audit_ctx.actor.clone().into(),
+        audit_ctx.actor_org.clone().into(),
+        action.into(),
+        audit_ctx.request_id.clone().into(),
+        audit_ctx.client_request_id.clone().into(),
+        id.into(),
+        ClientStatus::Erased.as_str().into(),
+    ];
+    let visible = match scope {
+        ClientScope::All => "",
+        ClientScope::Org(org) => {
+            values.push(org.clone().into());
+            " AND (c.created_by_org = $10 OR c.id IN (SELECT r.client_id FROM referrals r WHERE r.referring_org = $10))"
+        }
+    };
+    let sql = format!(
+        "WITH audited AS (INSERT INTO audit_events \
+         (id, at, actor, actor_org, action, resource, resource_id, client_id, request_id, client_request_id) \
+         SELECT $1, $2, $3, $4, $5, 'client', c.id, c.id, $6, $7 FROM clients c \
+         WHERE c.id = $8 AND c.status <> $9{visible}) \
+         SELECT c.* FROM clients c WHERE c.id = $8{visible}"
+    );
+    let rows = Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .all(db)
+        .await
+        .map_err(audit::write_failed)?;
+    Ok(rows.into_iter().next())
 }
 
 /// The external id of a visible client, without reading personal data

@@ -30,6 +30,7 @@ mod oidc;
 mod operations;
 mod ops;
 mod props;
+mod perf_audit;
 mod providers;
 mod referral_fixtures;
 mod referrals;

@@ -565,7 +565,7 @@ async fn audit_write_errors_are_counted() {
     // Act
     let res = app.get(&format!("/api/v1/clients/{}", id_of(&client)), &caseworker()).await;
     // Assert
-    assert_eq!(res.status(), 500, "no read without its audit event");
+    assert_eq!(res.status(), 503, "no read without its audit event");
     assert!(metrics_text(&app.address).await.contains("audit_write_errors_total "));
 }
 

@@ -1,0 +1,140 @@
+//! Audited reads (issue 8): the audit event of a client read is committed
+//! before the response leaves, a failed audit write fails the read (503), and
+//! concurrent reads are each audited once. On PostgreSQL the read and its
+//! audit event are one statement; these tests hold it to the same rules as
+//! the two statements on SQLite.
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn new_client() -> Value {
+    client_body_with(serde_json::json!({"external_id": uuid::Uuid::new_v4().to_string()}))
+}
+
+async fn execute(db: &DatabaseConnection, sql: &str) {
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap();
+}
+
+/// Audit rows of `action` by `actor` (every test caller has a `sub` of its own), counted on `db`.
+async fn audit_rows(db: &DatabaseConnection, actor: &str, action: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM audit_events WHERE actor = '{actor}' AND action = '{action}'");
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+/// An insert into `audit_events` fails from now on (until [`allow_audit`]).
+async fn refuse_audit(db: &DatabaseConnection) {
+    if is_postgres() {
+        execute(
+            db,
+            "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+        )
+        .await;
+        execute(
+            db,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        )
+        .await;
+    } else {
+        execute(
+            db,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+        )
+        .await;
+    }
+}
+
+async fn allow_audit(db: &DatabaseConnection) {
+    execute(db, if is_postgres() { "DROP TRIGGER refuse_audit ON audit_events" } else { "DROP TRIGGER refuse_audit" })
+        .await;
+}
+
+#[tokio::test]
+async fn every_200_leaves_after_its_audit_row_is_committed() {
+    // Arrange: a client, and a second connection that sees only committed rows.
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &new_client()).await;
+    let id = id_of(&client);
+    let observer = app.db().await;
+    for _ in 0..20 {
+        // Act: a read by a caller of its own (its audit rows are countable).
+        let reader = caseworker();
+        let res = app.get(&format!("/api/v1/clients/{id}"), &reader).await;
+        // Assert: the moment the 200 is here, its audit row is committed.
+        assert_eq!(res.status(), 200);
+        assert_eq!(audit_rows(&observer, &reader.sub, "client.read").await, 1, "audit row of {}", reader.sub);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_audit_write_fails_the_read_with_503() {
+    // Arrange: audit inserts are refused by a trigger.
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &new_client()).await;
+    let id = id_of(&client);
+    let db = app.db().await;
+    refuse_audit(&db).await;
+    let reader = caseworker();
+    // Act
+    let res = app.get(&format!("/api/v1/clients/{id}"), &reader).await;
+    // Assert: 503, a problem, and none of the client's data.
+    let body = res.headers().get("retry-after").is_some();
+    let problem = assert_problem(res, 503, "service-unavailable").await;
+    assert!(body, "503 with Retry-After");
+    assert!(problem.get("first_name").is_none() && problem.get("last_name").is_none(), "{problem}");
+    assert!(!problem.to_string().contains(client["last_name"].as_str().unwrap()), "{problem}");
+    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 0);
+    // And once the log can be written again, the same read is served and audited.
+    allow_audit(&db).await;
+    let res = app.get(&format!("/api/v1/clients/{id}"), &reader).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_reads_are_each_audited_once() {
+    // Arrange
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &new_client()).await;
+    let id = id_of(&client);
+    let reader = caseworker();
+    let token = token_for(&reader);
+    // Act: 48 reads at once.
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..48 {
+        let (http, url, token) = (app.client.clone(), app.url(&format!("/api/v1/clients/{id}")), token.clone());
+        reads.spawn(async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() });
+    }
+    let statuses: Vec<u16> = reads.join_all().await;
+    // Assert: every read answered and every read audited, once.
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let db = app.db().await;
+    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 48);
+}
+
+#[tokio::test]
+async fn invisible_and_erased_clients_are_not_audited_as_read() {
+    // Arrange: a job centre's client, another job centre, and an erased client.
+    let app = spawn_app().await;
+    let owner = Caller::new("jobcenter").with_org("jc-perf-a");
+    let other = Caller::new("jobcenter").with_org("jc-perf-b");
+    let client = app.create_client(&owner, &new_client()).await;
+    let id = id_of(&client);
+    let erased = app.create_client(&caseworker(), &new_client()).await;
+    let erased_id = id_of(&erased);
+    let res = app.delete(&format!("/api/v1/clients/{erased_id}"), &admin()).await;
+    assert!(res.status().is_success(), "erase: {}", res.status());
+    let db = app.db().await;
+    // Act + Assert: another job centre does not see it and leaves no read event.
+    assert_eq!(app.get(&format!("/api/v1/clients/{id}"), &other).await.status(), 404);
+    assert_eq!(audit_rows(&db, &other.sub, "client.read").await, 0);
+    // The owner reads it, audited once.
+    assert_eq!(app.get(&format!("/api/v1/clients/{id}"), &owner).await.status(), 200);
+    assert_eq!(audit_rows(&db, &owner.sub, "client.read").await, 1);
+    // An erased stub holds no personal data: 410 and no read event.
+    let reader = caseworker();
+    assert_eq!(app.get(&format!("/api/v1/clients/{erased_id}"), &reader).await.status(), 410);
+    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 0);
+}
