@@ -6,6 +6,7 @@ pub mod clients;
 pub mod code_lists;
 pub mod common;
 pub mod employers;
+pub mod fhir;
 pub mod funding;
 pub mod measures;
 pub mod ops;
@@ -48,6 +49,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         funding::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
+        fhir::ACCESS,
     ]
     .concat()
 }
@@ -55,5 +57,6 @@ pub fn access_rules() -> Vec<&'static Access> {
 /// Every route of the service: the API under `/api/v1` and the operator endpoints.
 pub fn all(cfg: &mut ServiceConfig) {
     cfg.service(utoipa_actix_web::scope("/api/v1").configure(configure));
+    cfg.service(utoipa_actix_web::scope(crate::fhir::BASE_PATH).configure(fhir::configure));
     ops::configure(cfg);
 }

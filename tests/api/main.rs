@@ -16,6 +16,7 @@ mod demo;
 mod employers;
 mod erasure;
 mod errors;
+mod fhir;
 mod funding;
 mod fuzz_regressions;
 mod http_semantics;
