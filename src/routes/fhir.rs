@@ -131,10 +131,10 @@ pub struct FhirTaskStatusPatch {
     pub status: String,
     /// A CodeableConcept with the reason code.
     #[serde(rename = "statusReason")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub status_reason: Option<Value>,
     /// Task outputs; the one with an outcome coding is read.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Option<Vec<Object>>)]
     pub output: Option<Vec<Value>>,
 }
 
