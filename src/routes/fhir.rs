@@ -127,14 +127,14 @@ pub struct FhirOperationOutcome {
 #[schema(example = merge_patch_example)]
 pub struct FhirTaskStatusPatch {
     /// The new FHIR Task status (see the mapping table).
-    #[schema(example = "rejected")]
+    #[schema(example = "rejected", max_length = 16)]
     pub status: String,
     /// A CodeableConcept with the reason code.
     #[serde(rename = "statusReason")]
     #[schema(value_type = Option<Object>)]
     pub status_reason: Option<Value>,
     /// Task outputs; the one with an outcome coding is read.
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 10)]
     pub output: Option<Vec<Value>>,
 }
 
