@@ -405,7 +405,18 @@ fn shape(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     list_item_refs(&mut spec);
     declare_headers(&mut spec);
     declare_webhooks(&mut spec);
+    open_fhir_schemas(&mut spec);
     serde_json::from_value(spec).unwrap_or(doc)
+}
+
+/// The FHIR resource schemas name only `resourceType`; the resource itself
+/// is defined by the FHIR specification, so every other member is allowed.
+fn open_fhir_schemas(spec: &mut Value) {
+    for (name, schema) in spec["components"]["schemas"].as_object_mut().into_iter().flatten() {
+        if name.starts_with("Fhir") && name != "FhirTaskStatusPatch" {
+            schema["additionalProperties"] = json!(true);
+        }
+    }
 }
 
 /// The name of the merge-patch schema for a PATCH body's `*Input` schema.
@@ -661,6 +672,7 @@ mod tests {
         list_item_refs(&mut spec);
         declare_headers(&mut spec);
         declare_webhooks(&mut spec);
+        open_fhir_schemas(&mut spec);
 
         // Act
         let back: utoipa::openapi::OpenApi = serde_json::from_value(spec.clone()).unwrap();
