@@ -15,6 +15,7 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod extract;
+pub mod fhir;
 pub mod http;
 pub mod openapi;
 pub mod repository;

@@ -46,6 +46,7 @@ pub const BEARER: &str = "bearer";
         (name = "audit", description = "The append-only audit log of personal-data access (admin)."),
         (name = "code-lists", description = "Every enumeration with German and English labels."),
         (name = "operations", description = "Health, readiness and metrics for the operator. No token needed."),
+        (name = "fhir", description = include_str!("../docs/fhir-tag.md")),
     ),
     // `DateOrTimestamp` is named only by query parameters, and utoipa collects
     // no schemas from `IntoParams`: without it here its `$ref` dangles.
@@ -147,7 +148,8 @@ fn add_response(op: &mut Operation, problem: Problem) {
 
 /// Operations that deliberately need no token.
 pub fn is_public(path: &str) -> bool {
-    !path.starts_with("/api/v1/")
+    let fhir_protected = crate::fhir::is_fhir_path(path) && path != "/fhir/r4/metadata";
+    !path.starts_with("/api/v1/") && !fhir_protected
 }
 
 /// Sets `security` from the access rules and adds the error responses an
@@ -158,6 +160,10 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in operations_mut(item) {
             if is_public(path) {
+                if crate::fhir::is_fhir_path(path) {
+                    // The public `metadata` spends the anonymous budget; its 429 is an OperationOutcome too.
+                    add_fhir_response(op, Problem::RateLimited);
+                }
                 continue;
             }
             let id = op.operation_id.clone().unwrap_or_default();
@@ -167,6 +173,10 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
                 let roles: Vec<_> = rule.roles.iter().map(|r| format!("`{r}`")).collect();
                 let note = format!("\n\n**Roles:** {}.", roles.join(", "));
                 op.description = Some(format!("{}{note}", op.description.clone().unwrap_or_default()));
+            }
+            if crate::fhir::is_fhir_path(path) {
+                add_fhir_responses(op, path.contains('{'), matches!(method, HttpMethod::Patch));
+                continue;
             }
             document_idempotency_key(op);
             add_response(op, Problem::BadRequest);
@@ -190,6 +200,39 @@ fn finish(doc: &mut utoipa::openapi::OpenApi, rules: &[&Access]) {
         }
     }
     assert!(unused.is_empty(), "access rules name unknown operations: {unused:?}");
+}
+
+/// The error responses of a FHIR operation: the same statuses as the
+/// referral API's, each an `OperationOutcome` as `application/fhir+json`.
+fn add_fhir_responses(op: &mut Operation, has_id: bool, is_patch: bool) {
+    let mut problems = vec![Problem::BadRequest, Problem::Unauthorized, Problem::Forbidden];
+    if has_id {
+        problems.push(Problem::NotFound);
+    }
+    if is_patch {
+        problems.extend([
+            Problem::PreconditionFailed,
+            Problem::PayloadTooLarge,
+            Problem::UnsupportedMediaType,
+            Problem::ValidationFailed,
+        ]);
+    }
+    problems.extend([Problem::RateLimited, Problem::ServiceUnavailable, Problem::Internal]);
+    for problem in problems {
+        add_fhir_response(op, problem);
+    }
+}
+
+fn add_fhir_response(op: &mut Operation, problem: Problem) {
+    let description = STANDARD_RESPONSES.iter().find(|(p, _)| *p == problem).map_or("", |(_, d)| d);
+    op.responses.responses.entry(problem.status().as_u16().to_string()).or_insert_with(|| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(format!("{description} — as a FHIR OperationOutcome"))
+                .content(crate::fhir::MEDIA_TYPE, Content::new(Some(Ref::from_schema_name("FhirOperationOutcome"))))
+                .build(),
+        )
+    });
 }
 
 /// Gives every `Idempotency-Key` header parameter the shape the service
@@ -378,7 +421,18 @@ fn shape(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     }
     declare_headers(&mut spec);
     declare_webhooks(&mut spec);
+    open_fhir_schemas(&mut spec);
     serde_json::from_value(spec).unwrap_or(doc)
+}
+
+/// The FHIR resource schemas name only `resourceType`; the resource itself
+/// is defined by the FHIR specification, so every other member is allowed.
+fn open_fhir_schemas(spec: &mut Value) {
+    for (name, schema) in spec["components"]["schemas"].as_object_mut().into_iter().flatten() {
+        if name.starts_with("Fhir") && name != "FhirTaskStatusPatch" {
+            schema["additionalProperties"] = json!(true);
+        }
+    }
 }
 
 /// The name of the merge-patch schema for a PATCH body's `*Input` schema.
@@ -397,7 +451,11 @@ fn patch_name(input: &str) -> String {
 /// the optional members only — `null` on a required one ends in `422`.
 fn patch_schemas(spec: &mut Value) {
     let mut made = Vec::new();
-    for item in spec["paths"].as_object_mut().into_iter().flat_map(|p| p.values_mut()) {
+    for (path, item) in spec["paths"].as_object_mut().into_iter().flatten() {
+        // The FHIR view's PATCH takes FHIR's patch formats, not a merge patch of an input schema.
+        if crate::fhir::is_fhir_path(path) {
+            continue;
+        }
         let Some(body) = item.get_mut("patch").and_then(|op| op.get_mut("requestBody")) else { continue };
         let Some(content) = body["content"].as_object_mut() else { continue };
         let Some(media) = content.values().next().cloned() else { continue };
@@ -701,6 +759,7 @@ mod tests {
         list_item_refs(&mut spec);
         declare_headers(&mut spec);
         declare_webhooks(&mut spec);
+        open_fhir_schemas(&mut spec);
 
         // Act
         let back: utoipa::openapi::OpenApi = serde_json::from_value(spec.clone()).unwrap();

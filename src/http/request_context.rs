@@ -242,9 +242,15 @@ fn render_problem(res: ServiceResponse<BoxBody>, request_id: &str, german: bool)
         Some(PendingProblem(err)) => err,
         None => std::sync::Arc::new(ApiError::new(problem_for_status(status), generic_detail(status))),
     };
-    let body = api_error.body(request_id, german).to_string();
+    // The FHIR view answers errors the FHIR way: an OperationOutcome.
+    let fhir = crate::fhir::is_fhir_path(res.request().path());
+    let (body, content_type) = if fhir {
+        (crate::fhir::operation_outcome(&api_error, request_id, german).to_string(), crate::fhir::MEDIA_TYPE)
+    } else {
+        (api_error.body(request_id, german).to_string(), "application/problem+json")
+    };
     res.map_body(|head, _| {
-        head.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
+        head.headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
         if german {
             head.headers.insert(header::CONTENT_LANGUAGE, header::HeaderValue::from_static("de"));
         }

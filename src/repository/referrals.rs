@@ -205,6 +205,8 @@ pub enum After {
 #[derive(Debug, Default)]
 pub struct ReferralFilter {
     pub status: Option<String>,
+    /// Any of these statuses (the FHIR view's `status` search; `failed` is two of ours).
+    pub status_in: Option<Vec<String>>,
     pub client_id: Option<Uuid>,
     pub measure_id: Option<Uuid>,
     pub vacancy_id: Option<Uuid>,
@@ -226,6 +228,9 @@ pub async fn list(
     let mut select = Entity::find().filter(scope_condition(scope));
     if let Some(v) = &f.status {
         select = select.filter(Column::Status.eq(v.clone()));
+    }
+    if let Some(v) = &f.status_in {
+        select = select.filter(Column::Status.is_in(v.clone()));
     }
     if let Some(v) = f.client_id {
         select = select.filter(Column::ClientId.eq(v));

@@ -7,6 +7,7 @@ pub mod code_lists;
 pub mod common;
 pub mod employers;
 pub mod events;
+pub mod fhir;
 pub mod funding;
 pub mod measures;
 pub mod ops;
@@ -51,6 +52,7 @@ pub fn access_rules() -> Vec<&'static Access> {
         funding::ACCESS,
         audit_events::ACCESS,
         code_lists::ACCESS,
+        fhir::ACCESS,
     ]
     .concat()
 }
@@ -58,5 +60,6 @@ pub fn access_rules() -> Vec<&'static Access> {
 /// Every route of the service: the API under `/api/v1` and the operator endpoints.
 pub fn all(cfg: &mut ServiceConfig) {
     cfg.service(utoipa_actix_web::scope("/api/v1").configure(configure));
+    cfg.service(utoipa_actix_web::scope(crate::fhir::BASE_PATH).configure(fhir::configure));
     ops::configure(cfg);
 }

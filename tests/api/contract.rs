@@ -80,8 +80,8 @@ async fn every_operation_is_documented() {
     for (path, method, op) in operations(&spec) {
         let name = format!("{} {path}", method.to_uppercase());
         let security = op["security"].as_array().cloned().unwrap_or_default();
-        if !path.starts_with("/api/v1/") {
-            // Operator endpoints are public.
+        if ostwerk::openapi::is_public(&path) {
+            // Operator endpoints (and the FHIR `metadata`) are public.
             public.insert(path.clone());
             if security.iter().any(|s| s.get("bearer").is_some()) {
                 wrong.push(format!("{name}: public, but requires a bearer token"));
@@ -140,8 +140,11 @@ async fn every_operation_is_documented() {
                         Some(r) => spec.pointer(r.trim_start_matches('#')).cloned().unwrap_or(Value::Null),
                         None => response.clone(),
                     };
-                    if response["content"].get("application/problem+json").is_none() {
-                        wrong.push(format!("{name}: {status} is not documented as application/problem+json"));
+                    // The FHIR view answers errors as OperationOutcome (`application/fhir+json`).
+                    let media =
+                        if path.starts_with("/fhir/") { "application/fhir+json" } else { "application/problem+json" };
+                    if response["content"].get(media).is_none() {
+                        wrong.push(format!("{name}: {status} is not documented as {media}"));
                     }
                 }
             }

@@ -19,6 +19,7 @@ mod erasure;
 mod errors;
 mod faults;
 mod faults_support;
+mod fhir;
 mod funding;
 mod fuzz_regressions;
 mod http_semantics;

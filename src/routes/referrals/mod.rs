@@ -118,6 +118,7 @@ pub async fn list_referrals(
     c.finish().map_err(|e| ApiError::bad_request("Invalid query parameters.").with_errors(e.errors))?;
     let filter = ReferralFilter {
         status: code_filter::<ReferralStatus>("status", q.status)?,
+        status_in: None,
         client_id: q.client_id,
         measure_id: q.measure_id,
         vacancy_id: q.vacancy_id,
