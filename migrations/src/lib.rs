@@ -11,6 +11,7 @@ mod m20261202_000006_webhook_owner_kind;
 pub mod m20261202_000007_measure_capacity_check;
 mod m20261202_000010_request_ids_and_claim_leases;
 mod m20261202_000011_record_keys;
+pub mod m20261202_000025_statistics_in_sql;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_measure_capacity_check::Migration),
             Box::new(m20261202_000010_request_ids_and_claim_leases::Migration),
             Box::new(m20261202_000011_record_keys::Migration),
+            Box::new(m20261202_000025_statistics_in_sql::Migration),
         ]
     }
 }

@@ -104,8 +104,9 @@ pub struct NewEvent<'a> {
 
 pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Model, DbErr> {
     let at = now();
+    let id = new_id();
     ActiveModel {
-        id: Set(new_id()),
+        id: Set(id),
         client_id: Set(new.client_id),
         measure_id: Set(new.measure_id),
         vacancy_id: Set(new.vacancy_id),
@@ -122,6 +123,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Mode
         created_at: Set(at),
         updated_at: Set(at),
         version: Set(1),
+        key_factor: Set(i64::from(crate::domain::cell_key::key_factor(id.as_u128()))),
     }
     .insert(db)
     .await

@@ -39,5 +39,6 @@ mod security_edge;
 mod security_webhooks;
 mod statistics;
 mod statistics_privacy;
+mod statistics_sql;
 mod strict_queries;
 mod webhooks;
