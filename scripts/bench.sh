@@ -45,3 +45,11 @@ run "GET /api/v1/referrals?sort=updated_at" "/api/v1/referrals?sort=updated_at&l
 run "GET /api/v1/clients/{id}/matches" "/api/v1/clients/$CLIENT/matches"
 SECONDS_PER_RUN=5 CONCURRENCY=4 run "GET /api/v1/statistics/demand (10^5 clients)" "/api/v1/statistics/demand?group_by=district,target_group"
 echo "== server peak RSS: $(grep VmHWM /proc/$PID/status | awk '{print $2, $3}')"
+
+
+# --- Statistics, matching, seeding, memory (issue 8): scripts/bench-data.sh ---
+if [ "${DATA_BENCH:-1}" = 1 ]; then
+  # shellcheck source=scripts/bench-data.sh
+  source scripts/bench-data.sh
+  bench_data
+fi
