@@ -46,6 +46,8 @@ bench_data_size() { # clients referrals
   echo "== $clients clients, $referrals referrals ($([ -n "${DATA_DB_PREFIX:-}" ] && echo PostgreSQL || echo SQLite))"
   DATABASE_URL="$url" /usr/bin/time -f "seed --clients $clients --referrals $referrals: %e s, peak RSS %M KiB" \
     "$BIN" seed --clients "$clients" --referrals "$referrals"
+  # Fresh planner statistics after a bulk load (autovacuum lags behind it).
+  if [ -n "${DATA_DB_PREFIX:-}" ]; then psql "$url" -qc ANALYZE; fi
   DATABASE_URL="$url" data_serve
   DTOKEN=$(DATABASE_URL="$url" "$BIN" token --role analyst --sub bench-analyst --ttl 3600)
   local cw; cw=$(DATABASE_URL="$url" "$BIN" token --role caseworker --sub bench --ttl 3600)
