@@ -56,3 +56,10 @@ if command -v wrk >/dev/null; then
 else
   echo "== read vs baseline, POST referral, cold start: skipped (install wrk)"
 fi
+
+# --- Statistics, matching, seeding, memory (issue 8): scripts/bench-data.sh ---
+if [ "${DATA_BENCH:-1}" = 1 ]; then
+  # shellcheck source=scripts/bench-data.sh
+  source scripts/bench-data.sh
+  bench_data
+fi

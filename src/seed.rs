@@ -14,7 +14,7 @@ use crate::{
         clients::{ClientFields, Consent, ConsultationFields, Topic},
         codes::{
             ClientStatus, CodeList, ConsultationTopic, EducationLevel, EmployerConsultationTopic, EmployerNeed,
-            FundingType, MeasureKind, MeasureStatus, Outcome, ProviderKind, ReasonCode, ReferralAction,
+            FundingType, MeasureKind, MeasureStatus, Outcome, ProviderKind, ReasonCode, ReferralAction, ReferralStatus,
             SettlementStatus, TargetGroup, VacancyKind, VacancyStatus,
         },
         employers::{EmployerFields, VacancyFields},
@@ -618,13 +618,18 @@ async fn demo_referrals(
     Ok(made)
 }
 
-/// `--clients N --referrals M`: bulk data for benchmarks, in batches of 1000.
+/// `--clients N --referrals M`: bulk data for benchmarks. Clients go in
+/// batches of 1000 through the repository (audited like any create);
+/// referrals, their events and the measure counters are written directly
+/// in multi-row batches ([`bulk_referrals`]), not through the per-request
+/// service path.
 pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
     let mut rng = StdRng::seed_from_u64(clients as u64 ^ 0x05_7e_4b);
-    let (principal, audit) = seed_principal();
+    let (_, audit) = seed_principal();
     let today = now().date_naive();
     let started = std::time::Instant::now();
     let mut ids = Vec::with_capacity(clients);
+    let mut active = Vec::with_capacity(clients);
     let mut n = 0;
     while n < clients {
         let size = (clients - n).min(1000);
@@ -636,65 +641,21 @@ pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usi
             })
             .collect();
         let txn = db.begin().await?;
-        ids.extend(repository::clients::insert_many(&txn, &audit, "office", &batch).await?);
+        let batch_ids = repository::clients::insert_many(&txn, &audit, "office", &batch).await?;
         txn.commit().await?;
+        active
+            .extend(batch_ids.iter().zip(&batch).filter(|(_, c)| c.status == ClientStatus::Active).map(|(id, _)| *id));
+        ids.extend(batch_ids);
         n += size;
     }
     let clients_took = started.elapsed();
 
     let mut made = 0;
     if referrals_wanted > 0 {
-        let provider = ProviderFields {
-            name: "Lasttest-Träger".into(),
-            kind: ProviderKind::Other,
-            azav_certified: false,
-            address: None,
-            district: None,
-            contact: None,
-            website: None,
-        };
-        let txn = db.begin().await?;
-        let provider_id = repository::providers::insert(&txn, new_id(), &provider).await?.id;
-        let mut measures = Vec::new();
-        for i in 0..20 {
-            let fields = MeasureFields {
-                provider_id,
-                title: format!("Lasttest-Maßnahme {i}"),
-                description: None,
-                kind: pick(&mut rng, MeasureKind::ALL),
-                measure_number: None,
-                funding: FundingType::Other,
-                target_groups: Vec::new(),
-                occupation_codes: vec![pick(&mut rng, KLDB).into()],
-                district: Some(pick(&mut rng, EAST).into()),
-                address: None,
-                start_date: Some(today + Duration::days(30)),
-                end_date: None,
-                hours_per_week: Some(20),
-                capacity: 1_000_000,
-                min_age: None,
-                max_age: None,
-                status: MeasureStatus::Open,
-            };
-            measures.push(repository::measures::insert(&txn, new_id(), &fields).await?.id);
+        if active.is_empty() {
+            anyhow::bail!("--referrals needs active clients: pass --clients too");
         }
-        txn.commit().await?;
-        let all_clients =
-            if ids.is_empty() { anyhow::bail!("--referrals needs clients: pass --clients too") } else { &ids };
-        for i in 0..referrals_wanted {
-            let request = ReferralRequest {
-                client_id: all_clients[i % all_clients.len()],
-                measure_id: Some(measures[(i / all_clients.len()) % measures.len()]),
-                vacancy_id: None,
-                external_id: None,
-                note: None,
-            };
-            let txn = db.begin().await?;
-            if referrals::create(&txn, &audit, &principal, &request).await.is_ok() {
-                made += 1;
-            }
-            txn.commit().await.context("commit")?;
-        }
+        made = bulk_referrals(db, &mut rng, &active, referrals_wanted).await?;
     }
     Ok(format!(
         "{} clients in {:.1} s, {made} referrals in {:.1} s total",
@@ -702,4 +663,223 @@ pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usi
         clients_took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Where seeded referrals end up, as the actions that lead there from
+/// `requested`, with their weights (most referrals of a city's history are
+/// closed; about 40 % are still active).
+const PATHS: &[(u32, &[ReferralAction])] = {
+    use ReferralAction::*;
+    &[
+        (10, &[]),
+        (5, &[Waitlist]),
+        (10, &[Accept]),
+        (15, &[Accept, Start]),
+        (30, &[Accept, Start, Complete]),
+        (4, &[Accept, Start, Fail]),
+        (3, &[Accept, Fail]),
+        (10, &[Reject]),
+        (4, &[Cancel]),
+        (4, &[Accept, Start, Cancel]),
+        (5, &[Expire]),
+    ]
+};
+
+/// A random path; only final ones when `closed` (a client may have one
+/// active referral per measure).
+fn path(rng: &mut StdRng, closed: bool) -> &'static [ReferralAction] {
+    let allowed: Vec<&(u32, &[ReferralAction])> =
+        PATHS.iter().filter(|(_, p)| !closed || end_status(p).is_some_and(ReferralStatus::is_final)).collect();
+    let total: u32 = allowed.iter().map(|(w, _)| w).sum();
+    let mut roll = rng.random_range(0..total);
+    for (w, p) in allowed {
+        if roll < *w {
+            return p;
+        }
+        roll -= w;
+    }
+    &[]
+}
+
+/// The status a path leads to (the status machine decides, as in the service).
+fn end_status(actions: &[ReferralAction]) -> Option<ReferralStatus> {
+    actions.iter().try_fold(ReferralStatus::Requested, |s, a| s.after(*a))
+}
+
+/// Referrals per transaction; each transaction also moves the measure
+/// counters of its referrals, so the data is consistent after every commit.
+const REFERRALS_PER_TXN: usize = 5_000;
+/// Rows per `INSERT` (bind parameters stay below SQLite's 32 766).
+const REFERRAL_ROWS: usize = 1_000;
+const EVENT_ROWS: usize = 3_000;
+
+/// `wanted` referrals of `clients` (active ones) into 20 load-test measures,
+/// each with the events of its path and the seats and waitlist counters
+/// its status holds (`seats_taken` = accepted + in progress, `waitlisted` =
+/// on hold). Client `i mod n` gets measure `⌊i / n⌋ mod 20`, so a client's
+/// referrals go to different measures; from the 21st referral of a client
+/// on, they are closed ones (one active referral per client and measure).
+pub async fn bulk_referrals(
+    db: &DatabaseConnection,
+    rng: &mut StdRng,
+    clients: &[Uuid],
+    wanted: usize,
+) -> anyhow::Result<usize> {
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, sea_query::Expr};
+
+    use crate::{
+        domain::{cell_key, referrals::counter_change},
+        entities::{measure, referral, referral_event},
+    };
+
+    let today = now().date_naive();
+    let provider = ProviderFields {
+        name: "Lasttest-Träger".into(),
+        kind: ProviderKind::Other,
+        azav_certified: false,
+        address: None,
+        district: None,
+        contact: None,
+        website: None,
+    };
+    let txn = db.begin().await?;
+    let provider_id = repository::providers::insert(&txn, new_id(), &provider).await?.id;
+    let mut measures = Vec::new();
+    for i in 0..20 {
+        let fields = MeasureFields {
+            provider_id,
+            title: format!("Lasttest-Maßnahme {i}"),
+            description: None,
+            kind: pick(rng, MeasureKind::ALL),
+            measure_number: None,
+            funding: FundingType::Other,
+            target_groups: Vec::new(),
+            occupation_codes: vec![pick(rng, KLDB).into()],
+            district: Some(pick(rng, EAST).into()),
+            address: None,
+            start_date: Some(today + Duration::days(30)),
+            end_date: None,
+            hours_per_week: Some(20),
+            capacity: 1_000_000,
+            min_age: None,
+            max_age: None,
+            status: MeasureStatus::Open,
+        };
+        measures.push(repository::measures::insert(&txn, new_id(), &fields).await?.id);
+    }
+    txn.commit().await?;
+
+    let (principal, audit) = seed_principal();
+    let org = audit.actor_org.clone().unwrap_or_else(|| "office".to_owned());
+    let at_now = now();
+    let mut made = 0;
+    while made < wanted {
+        let size = (wanted - made).min(REFERRALS_PER_TXN);
+        let mut rows = Vec::with_capacity(size);
+        let mut events = Vec::with_capacity(size * 3);
+        let mut counters = vec![(0i32, 0i32); measures.len()];
+        for i in made..made + size {
+            let round = i / clients.len();
+            let m = round % measures.len();
+            let actions = path(rng, round >= measures.len());
+            let id = new_id();
+            let created =
+                at_now - Duration::days(rng.random_range(60..1_095)) - Duration::seconds(rng.random_range(0..86_400));
+            let mut at = created;
+            let mut status = ReferralStatus::Requested;
+            let (mut reason, mut rejected_by, mut outcome, mut outcome_on) = (None, None, None, None);
+            events.push(referral_event::ActiveModel {
+                id: Set(new_id()),
+                referral_id: Set(id),
+                from_status: Set(None),
+                to_status: Set(status.as_str().to_owned()),
+                action: Set("create".to_owned()),
+                reason_code: Set(None),
+                reason_note: Set(None),
+                actor: Set(principal.sub.clone()),
+                actor_org: Set(Some(org.clone())),
+                at: Set(created),
+            });
+            for action in actions {
+                let Some(to) = status.after(*action) else {
+                    anyhow::bail!("seed path {actions:?} leaves the status machine");
+                };
+                at += Duration::days(rng.random_range(1..14));
+                let event_reason = action.needs_reason().then(|| pick(rng, ReasonCode::ALL).as_str().to_owned());
+                if event_reason.is_some() {
+                    reason = event_reason.clone();
+                }
+                if *action == ReferralAction::Reject {
+                    rejected_by = Some(pick(rng, &["provider", "client"]).to_owned());
+                }
+                if *action == ReferralAction::Complete {
+                    outcome = Some(pick(rng, Outcome::ALL).as_str().to_owned());
+                    outcome_on = Some(at.date_naive());
+                }
+                events.push(referral_event::ActiveModel {
+                    id: Set(new_id()),
+                    referral_id: Set(id),
+                    from_status: Set(Some(status.as_str().to_owned())),
+                    to_status: Set(to.as_str().to_owned()),
+                    action: Set(action.as_str().to_owned()),
+                    reason_code: Set(event_reason),
+                    reason_note: Set(None),
+                    actor: Set(principal.sub.clone()),
+                    actor_org: Set(Some(org.clone())),
+                    at: Set(at),
+                });
+                status = to;
+            }
+            let change = counter_change(ReferralStatus::Requested, status, true);
+            counters[m].0 += change.seats_taken;
+            counters[m].1 += change.waitlisted;
+            rows.push(referral::ActiveModel {
+                id: Set(id),
+                client_id: Set(clients[i % clients.len()]),
+                measure_id: Set(Some(measures[m])),
+                vacancy_id: Set(None),
+                external_id: Set(None),
+                referring_org: Set(org.clone()),
+                referred_by: Set(principal.sub.clone()),
+                note: Set(None),
+                status: Set(status.as_str().to_owned()),
+                reason_code: Set(reason),
+                reason_note: Set(None),
+                rejected_by: Set(rejected_by),
+                outcome: Set(outcome),
+                outcome_on: Set(outcome_on),
+                created_at: Set(created),
+                updated_at: Set(at),
+                version: Set(1 + i32::try_from(actions.len()).unwrap_or(0)),
+                key_factor: Set(i64::from(cell_key::key_factor(id.as_u128()))),
+            });
+        }
+        let txn = db.begin().await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(REFERRAL_ROWS).collect();
+            referral::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+        }
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let chunk: Vec<_> = events.by_ref().take(EVENT_ROWS).collect();
+            referral_event::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+        }
+        for (measure_id, (seats, waitlist)) in measures.iter().zip(&counters) {
+            if *seats == 0 && *waitlist == 0 {
+                continue;
+            }
+            measure::Entity::update_many()
+                .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(*seats))
+                .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(*waitlist))
+                .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
+                .col_expr(measure::Column::UpdatedAt, Expr::value(now()))
+                .filter(measure::Column::Id.eq(*measure_id))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await.context("commit")?;
+        made += size;
+    }
+    Ok(made)
 }

@@ -11,6 +11,7 @@ mod m20261202_000006_webhook_owner_kind;
 pub mod m20261202_000007_measure_capacity_check;
 mod m20261202_000010_request_ids_and_claim_leases;
 mod m20261202_000011_record_keys;
+pub mod m20261202_000025_statistics_in_sql;
 mod m20261202_000030_change_events;
 mod m20261202_000031_webhook_secret_rotation;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_measure_capacity_check::Migration),
             Box::new(m20261202_000010_request_ids_and_claim_leases::Migration),
             Box::new(m20261202_000011_record_keys::Migration),
+            Box::new(m20261202_000025_statistics_in_sql::Migration),
             Box::new(m20261202_000030_change_events::Migration),
             Box::new(m20261202_000031_webhook_secret_rotation::Migration),
         ]

@@ -53,10 +53,17 @@ pub fn new_record_key() -> u32 {
 /// bijection modulo 2³², so the derived key is as uniform and as secret as
 /// the owner's key, while two records of one owner get different keys.
 pub fn derived_key(owner_key: u32, record_id: u128) -> u32 {
-    // Fold the id's 128 bits (UUID v7: the low bits are random) into 32.
+    owner_key.wrapping_mul(key_factor(record_id))
+}
+
+/// The odd number a record's id contributes to its derived key: the id's
+/// 128 bits (UUID v7: the low bits are random) folded into 32, made odd.
+/// Stored with each referral (`referrals.key_factor`) so the database can
+/// sum derived keys per cell: `derived_key(k, id) = k · key_factor(id) mod 2³²`.
+pub fn key_factor(record_id: u128) -> u32 {
     let folded =
         (record_id as u32) ^ ((record_id >> 32) as u32) ^ ((record_id >> 64) as u32) ^ ((record_id >> 96) as u32);
-    owner_key.wrapping_mul(folded | 1)
+    folded | 1
 }
 
 /// The record key of a record without a client (an organisation's funding
@@ -89,6 +96,18 @@ impl Cell {
         if yes {
             self.add(record_key);
         }
+    }
+
+    /// Counts `count` records at once whose keys sum to `key_sum` (modulo
+    /// 2³²): what the database hands back for a group (`COUNT`, `SUM`).
+    pub fn add_group(&mut self, count: u64, key_sum: u32) {
+        self.count += count;
+        self.key = self.key.wrapping_add(key_sum);
+    }
+
+    /// Adds another cell's records.
+    pub fn merge(&mut self, other: Cell) {
+        self.add_group(other.count, other.key);
     }
 
     /// The perturbed count (before suppression).
@@ -196,6 +215,27 @@ mod tests {
         // 5 records, slice 16 (−2) → 3, below a minimum of 5.
         assert_eq!(publish(Cell { count: 5, key: key_of_slice(16) }, 5), None);
         assert_eq!(publish(Cell { count: 5, key: key_of_slice(18) }, 5), Some(7));
+    }
+
+    #[test]
+    fn a_group_counts_like_its_records_one_by_one() {
+        let keys = [7u32, u32::MAX, 123_456_789, 42];
+        let mut one_by_one = Cell::default();
+        keys.iter().for_each(|k| one_by_one.add(*k));
+        let sum: u64 = keys.iter().map(|k| u64::from(*k)).sum();
+        let mut grouped = Cell::default();
+        grouped.add_group(keys.len() as u64, (sum % (1 << 32)) as u32);
+        assert_eq!(one_by_one, grouped);
+    }
+
+    #[test]
+    fn a_derived_key_is_the_owner_key_times_the_stored_factor() {
+        let id = 0x0190_1234_5678_7abc_8def_0123_4567_89abu128;
+        assert_eq!(key_factor(id) % 2, 1);
+        for owner in [0u32, 1, 99, u32::MAX] {
+            let product = u64::from(owner) * u64::from(key_factor(id));
+            assert_eq!(derived_key(owner, id), (product % (1 << 32)) as u32);
+        }
     }
 
     #[test]

@@ -475,31 +475,3 @@ pub async fn insert_many(
     audit::record(db, audit_ctx, &entries).await?;
     Ok(ids)
 }
-
-/// The anonymous columns of every client, for statistics and nothing else:
-/// no name, no contact, no date of birth — so no audit event.
-#[derive(Debug, Clone, sea_orm::FromQueryResult)]
-pub struct AnonymousClient {
-    pub id: Uuid,
-    pub status: String,
-    pub district: Option<String>,
-    pub target_groups: String,
-    pub occupation_codes: String,
-    /// The statistics record key (`domain::cell_key`); never served.
-    pub record_key: i64,
-}
-
-pub async fn anonymous(db: &impl ConnectionTrait) -> Result<Vec<AnonymousClient>, DbErr> {
-    use sea_orm::QuerySelect;
-    Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .column(Column::Status)
-        .column(Column::District)
-        .column(Column::TargetGroups)
-        .column(Column::OccupationCodes)
-        .column(Column::RecordKey)
-        .into_model::<AnonymousClient>()
-        .all(db)
-        .await
-}

@@ -13,6 +13,7 @@ pub mod providers;
 pub mod referrals;
 pub mod retention;
 pub mod server_keys;
+pub mod statistics;
 pub mod tags;
 pub mod vacancies;
 pub mod webhooks;

@@ -104,8 +104,9 @@ pub struct NewEvent<'a> {
 
 pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Model, DbErr> {
     let at = now();
+    let id = new_id();
     ActiveModel {
-        id: Set(new_id()),
+        id: Set(id),
         client_id: Set(new.client_id),
         measure_id: Set(new.measure_id),
         vacancy_id: Set(new.vacancy_id),
@@ -122,6 +123,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Mode
         created_at: Set(at),
         updated_at: Set(at),
         version: Set(1),
+        key_factor: Set(i64::from(crate::domain::cell_key::key_factor(id.as_u128()))),
     }
     .insert(db)
     .await
@@ -434,50 +436,6 @@ pub async fn stale(db: &impl ConnectionTrait, before: DateTime<Utc>, limit: u64)
 }
 
 pub use referral::Model as Referral;
-
-/// A referral reduced to what statistics need.
-#[derive(Debug, Clone, sea_orm::FromQueryResult)]
-pub struct ReferralFacts {
-    pub id: Uuid,
-    pub client_id: Uuid,
-    pub measure_id: Option<Uuid>,
-    pub status: String,
-    pub outcome: Option<String>,
-}
-
-pub async fn facts(
-    db: &impl ConnectionTrait,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Result<Vec<ReferralFacts>, DbErr> {
-    let mut select = Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .column(Column::ClientId)
-        .column(Column::MeasureId)
-        .column(Column::Status)
-        .column(Column::Outcome);
-    if let Some(from) = from {
-        select = select.filter(Column::CreatedAt.gte(from));
-    }
-    if let Some(to) = to {
-        select = select.filter(Column::CreatedAt.lt(to));
-    }
-    select.into_model::<ReferralFacts>().all(db).await
-}
-
-/// Ids of referrals that ever went through `action` (from the history).
-pub async fn ever(db: &impl ConnectionTrait, action: &str) -> Result<std::collections::HashSet<Uuid>, DbErr> {
-    Ok(referral_event::Entity::find()
-        .select_only()
-        .column(referral_event::Column::ReferralId)
-        .filter(referral_event::Column::Action.eq(action))
-        .into_tuple::<Uuid>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect())
-}
 
 /// The measures and vacancies a client has an active referral to.
 pub async fn active_targets(

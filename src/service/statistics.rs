@@ -1,9 +1,11 @@
 //! Anonymised demand and outcome statistics (SPEC §3 "Statistics").
 //!
-//! Everything is counted in memory from anonymous columns (district, target
-//! groups, occupation codes, statuses): the office's data is small (10⁵
-//! clients at most), and one pass in Rust is simpler to get right than a
-//! per-backend SQL cube with multi-valued dimensions.
+//! The database counts (`repository::statistics`): one `GROUP BY` per
+//! figure hands back groups of records with the same stored values and the
+//! sum of their record keys; here each group is spread over the cells of the
+//! multi-valued dimensions (target groups, occupation fields), so a request
+//! holds a few hundred groups, never the clients or referrals themselves.
+//! Measures (the catalogue) and funding applications are read whole.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -15,8 +17,7 @@ use crate::{
     domain::{
         cell_key::{self, Cell},
         codes::{
-            ApplicantKind, ClientStatus, CodeList, FundingType, MeasureKind, MeasureStatus, Outcome, ReferralStatus,
-            TargetGroup,
+            ApplicantKind, CodeList, FundingType, MeasureKind, MeasureStatus, Outcome, ReferralStatus, TargetGroup,
         },
         statistics::{Lang, publish, publish_total},
     },
@@ -46,11 +47,6 @@ impl Perturbation {
 /// The key of a client's record, as stored (a BIGINT in [0, 2³²)).
 fn key_of(record_key: i64) -> u32 {
     u32::try_from(record_key.rem_euclid(1 << 32)).unwrap_or(0)
-}
-
-/// The key of a record that belongs to a client (a referral).
-fn referral_key(client_key: u32, referral: Uuid) -> u32 {
-    cell_key::derived_key(client_key, referral.as_u128())
 }
 
 /// A dimension of the demand statistics.
@@ -247,77 +243,67 @@ pub async fn demand(
     min_cell: u64,
     lang: Lang,
 ) -> Result<DemandReport, ApiError> {
-    let clients = repository::clients::anonymous(db).await?;
-    let referrals = repository::referrals::facts(db, q.from, q.to).await?;
+    let split = repository::statistics::DemandSplit {
+        occupation_codes: q.group_by.contains(&Dim::OccupationField),
+        measure_kind: q.group_by.contains(&Dim::MeasureKind),
+    };
+    let district = q.district.as_deref();
+    let client_groups = repository::statistics::demand_clients(db, district, split).await?;
+    let referral_groups = repository::statistics::demand_referrals(db, district, q.from, q.to, split).await?;
     let measures = repository::measures::all(db).await?;
-    let measure_kind: HashMap<Uuid, String> = measures.iter().map(|m| (m.id, m.kind.clone())).collect();
-    let client_by_id: HashMap<Uuid, &repository::clients::AnonymousClient> =
-        clients.iter().map(|c| (c.id, c)).collect();
     let in_district = |d: &Option<String>| q.district.as_ref().is_none_or(|want| d.as_ref() == Some(want));
 
-    // Active referrals per client (all time: "unserved" is about now).
-    let all_referrals = if q.from.is_none() && q.to.is_none() {
-        referrals.clone()
-    } else {
-        repository::referrals::facts(db, None, None).await?
-    };
-    let mut active_kinds: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for r in &all_referrals {
-        if ReferralStatus::parse(&r.status).is_some_and(|s| s.is_active()) {
-            let kinds = active_kinds.entry(r.client_id).or_default();
-            if let Some(kind) = r.measure_id.and_then(|m| measure_kind.get(&m)).filter(|k| !kinds.contains(k)) {
-                kinds.push(kind.clone());
-            }
-        }
-    }
-
-    let client_values = |c: &repository::clients::AnonymousClient, kind: Option<Values>| -> Vec<Values> {
+    // A group's values per requested dimension; `kind` is the measure-kind
+    // value(s) of the group (a client's active kind, a referral's kind).
+    let group_values = |district: &Option<String>, target_groups: &str, codes: &str, kind: &Option<String>| {
         q.group_by
             .iter()
             .map(|d| match d {
-                Dim::District => single(c.district.clone()),
-                Dim::TargetGroup => many(tags::split(&c.target_groups)),
-                Dim::OccupationField => many(fields_of(&c.occupation_codes)),
-                Dim::MeasureKind => kind.clone().unwrap_or_else(|| vec![None]),
+                Dim::District => single(district.clone()),
+                Dim::TargetGroup => many(tags::split(target_groups)),
+                Dim::OccupationField => many(fields_of(codes)),
+                Dim::MeasureKind => single(kind.clone()),
             })
-            .collect()
+            .collect::<Vec<Values>>()
     };
 
     let mut table: BTreeMap<Vec<Option<String>>, DemandCounts> = BTreeMap::new();
     let mut totals = DemandCounts::default();
-    for c in clients.iter().filter(|c| c.status == ClientStatus::Active.as_str() && in_district(&c.district)) {
-        let kinds = active_kinds.get(&c.id);
-        let served = kinds.is_some();
-        let per_dim = client_values(c, Some(many(kinds.cloned().unwrap_or_default())));
-        let record = key_of(c.record_key);
-        for key in cells(&per_dim) {
+    for g in &client_groups {
+        for key in cells(&group_values(&g.district, &g.target_groups, &g.occupation_codes, &g.kind)) {
             let row = table.entry(key).or_default();
-            row.clients.add(record);
-            row.unserved_clients.add_if(!served, record);
+            row.clients.merge(g.cell);
+            if !g.served {
+                row.unserved_clients.merge(g.cell);
+            }
         }
-        totals.clients.add(record);
-        totals.unserved_clients.add_if(!served, record);
     }
-    for r in &referrals {
-        let Some(c) = client_by_id.get(&r.client_id) else { continue };
-        if !in_district(&c.district) {
-            continue;
+    // Split by kind, a client is in one group per kind: the totals count
+    // each client once, from groups without that split.
+    let total_groups = if split.measure_kind {
+        let unsplit = repository::statistics::DemandSplit { occupation_codes: false, measure_kind: false };
+        repository::statistics::demand_clients(db, district, unsplit).await?
+    } else {
+        client_groups
+    };
+    for g in &total_groups {
+        totals.clients.merge(g.cell);
+        if !g.served {
+            totals.unserved_clients.merge(g.cell);
         }
-        let status = ReferralStatus::parse(&r.status);
-        let requested = status == Some(ReferralStatus::Requested);
-        let active = status.is_some_and(|s| s.is_active());
-        if !requested && !active {
-            continue;
-        }
-        let kind = single(r.measure_id.and_then(|m| measure_kind.get(&m).cloned()));
-        let record = referral_key(key_of(c.record_key), r.id);
-        for key in cells(&client_values(c, Some(kind))) {
+    }
+    for g in &referral_groups {
+        for key in cells(&group_values(&g.district, &g.target_groups, &g.occupation_codes, &g.kind)) {
             let row = table.entry(key).or_default();
-            row.referrals_requested.add_if(requested, record);
-            row.referrals_active.add_if(active, record);
+            row.referrals_active.merge(g.cell);
+            if g.requested {
+                row.referrals_requested.merge(g.cell);
+            }
         }
-        totals.referrals_requested.add_if(requested, record);
-        totals.referrals_active.add_if(active, record);
+        totals.referrals_active.merge(g.cell);
+        if g.requested {
+            totals.referrals_requested.merge(g.cell);
+        }
     }
     for m in measures.iter().filter(|m| m.status != MeasureStatus::Closed.as_str() && in_district(&m.district)) {
         let offered = u64::try_from(m.capacity.max(0)).unwrap_or(0);
@@ -516,12 +502,9 @@ pub async fn outcomes(
     min_cell: u64,
     lang: Lang,
 ) -> Result<OutcomeReport, ApiError> {
-    let referrals = repository::referrals::facts(db, from, to).await?;
-    let client_keys: HashMap<Uuid, u32> =
-        repository::clients::anonymous(db).await?.into_iter().map(|c| (c.id, key_of(c.record_key))).collect();
+    let into_work = [Outcome::Employed, Outcome::Apprenticeship, Outcome::SelfEmployed].map(|o| o.as_str());
+    let facts = repository::statistics::outcomes(db, from, to, &into_work).await?;
     let measures = repository::measures::all(db).await?;
-    let accepted: HashSet<Uuid> = repository::referrals::ever(db, "accept").await?;
-    let started: HashSet<Uuid> = repository::referrals::ever(db, "start").await?;
     let group_of: HashMap<Uuid, String> = measures
         .iter()
         .map(|m| {
@@ -534,27 +517,31 @@ pub async fn outcomes(
         })
         .collect();
     let mut table: BTreeMap<String, OutcomeCounts> = BTreeMap::new();
-    for r in &referrals {
-        let Some(g) = r.measure_id.and_then(|m| group_of.get(&m)) else { continue };
+    for f in &facts {
+        let Some(g) = group_of.get(&f.measure_id) else { continue };
         let c = table.entry(g.clone()).or_default();
-        let record = referral_key(client_keys.get(&r.client_id).copied().unwrap_or(0), r.id);
-        let status = ReferralStatus::parse(&r.status);
-        let was_accepted = accepted.contains(&r.id);
-        c.referrals.add(record);
-        c.accepted.add_if(was_accepted, record);
-        c.answered.add_if(was_accepted || status == Some(ReferralStatus::Rejected), record);
-        if started.contains(&r.id) {
-            c.started.add(record);
-            c.completed.add_if(status == Some(ReferralStatus::Completed), record);
-            // Only `in_progress` leads to `cancelled` once started, so this is a premature exit too.
-            c.dropped.add_if(matches!(status, Some(ReferralStatus::Failed | ReferralStatus::Cancelled)), record);
+        let status = ReferralStatus::parse(&f.status);
+        let cell = f.cell;
+        c.referrals.merge(cell);
+        if f.accepted {
+            c.accepted.merge(cell);
         }
-        let into_work = status == Some(ReferralStatus::Completed)
-            && r.outcome
-                .as_deref()
-                .and_then(Outcome::parse)
-                .is_some_and(|o| matches!(o, Outcome::Employed | Outcome::Apprenticeship | Outcome::SelfEmployed));
-        c.employed.add_if(into_work, record);
+        if f.accepted || status == Some(ReferralStatus::Rejected) {
+            c.answered.merge(cell);
+        }
+        if f.started {
+            c.started.merge(cell);
+            if status == Some(ReferralStatus::Completed) {
+                c.completed.merge(cell);
+            }
+            // Only `in_progress` leads to `cancelled` once started, so this is a premature exit too.
+            if matches!(status, Some(ReferralStatus::Failed | ReferralStatus::Cancelled)) {
+                c.dropped.merge(cell);
+            }
+        }
+        if status == Some(ReferralStatus::Completed) && f.into_work {
+            c.employed.merge(cell);
+        }
     }
     let providers: HashMap<String, String> = if group == OutcomeGroup::Provider {
         let mut names = HashMap::new();
@@ -677,8 +664,11 @@ pub async fn funding(
     lang: Lang,
 ) -> Result<FundingReport, ApiError> {
     let applications = repository::funding::all_applications(db).await?;
-    let client_keys: HashMap<Uuid, u32> =
-        repository::clients::anonymous(db).await?.into_iter().map(|c| (c.id, key_of(c.record_key))).collect();
+    let client_keys: HashMap<Uuid, u32> = repository::statistics::applicant_client_keys(db)
+        .await?
+        .into_iter()
+        .map(|(id, key)| (id, key_of(key)))
+        .collect();
     let secret = repository::server_keys::get_or_create(db, STATS_SECRET, crate::startup::random_key).await?;
     let mut programmes: HashMap<Uuid, (String, String)> = HashMap::new();
     if group != FundingGroup::ApplicantKind {

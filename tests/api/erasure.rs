@@ -115,6 +115,8 @@ const SCHEMA: &[Table] = &[
             ("created_at", Kept),
             ("updated_at", Kept),
             ("version", Kept),
+            // From the referral's id, for the statistics' record keys; never served.
+            ("key_factor", Kept),
         ],
     ),
     (

@@ -46,6 +46,7 @@ mod security_edge;
 mod security_webhooks;
 mod statistics;
 mod statistics_privacy;
+mod statistics_sql;
 mod strict_queries;
 mod webhook_rotation;
 mod webhooks;
