@@ -477,6 +477,7 @@ pub fn sample_referral() -> Model {
         created_at: at("2026-05-04T09:30:00Z"),
         updated_at: at("2026-05-05T14:02:11.123456Z"),
         version: 2,
+        key_factor: i64::from(crate::domain::cell_key::key_factor(0x0193_a000_0000_7000_8000_0000_0000_0301)),
     }
 }
 

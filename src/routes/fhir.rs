@@ -298,6 +298,13 @@ struct TaskSearch {
     kept: Vec<(String, String)>,
 }
 
+/// Every Task status code once, comma-separated, with room to spare.
+const MAX_STATUS_LEN: usize = 100;
+/// `gt` and an RFC 3339 instant (at most 40 characters, as everywhere).
+const MAX_LAST_UPDATED_LEN: usize = 42;
+/// A `next` link's cursor is well under this.
+const MAX_CURSOR_LEN: usize = 512;
+
 fn invalid_parameter(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::bad_request("Invalid search parameters.").with_errors(vec![FieldError::new(field, message)])
 }
@@ -316,6 +323,16 @@ fn parse_search(query: &str) -> Result<TaskSearch, ApiError> {
         let (name, value) = (name.into_owned(), value.into_owned());
         if value.is_empty() {
             return Err(invalid_parameter(&name, "must not be empty"));
+        }
+        // The bounds the OpenAPI document declares (`maxLength`).
+        let max = match name.as_str() {
+            "status" => MAX_STATUS_LEN,
+            "_lastUpdated" => MAX_LAST_UPDATED_LEN,
+            "_cursor" => MAX_CURSOR_LEN,
+            _ => usize::MAX,
+        };
+        if value.chars().count() > max {
+            return Err(invalid_parameter(&name, format!("must be at most {max} characters")));
         }
         match name.as_str() {
             "status" => {
@@ -380,10 +397,10 @@ fn parse_search(query: &str) -> Result<TaskSearch, ApiError> {
 #[utoipa::path(
     tag = "fhir",
     params(
-        ("status" = Option<String>, Query, description = "Task status codes, comma-separated (OR)"),
-        ("_lastUpdated" = Option<String>, Query, description = "`gt` and an instant, e.g. `gt2026-05-04T09:30:00Z`"),
+        ("status" = Option<String>, Query, max_length = 100, description = "Task status codes, comma-separated (OR)"),
+        ("_lastUpdated" = Option<String>, Query, max_length = 42, description = "`gt` and an instant, e.g. `gt2026-05-04T09:30:00Z`"),
         ("_count" = Option<u64>, Query, description = "Page size, 1–200 (default 50)", minimum = 1, maximum = 200),
-        ("_cursor" = Option<String>, Query, description = "Set by the `next` link; never build it yourself"),
+        ("_cursor" = Option<String>, Query, max_length = 512, description = "Set by the `next` link; never build it yourself"),
     ),
     responses((status = 200, description = "A searchset Bundle of Tasks", body = FhirBundle,
         content_type = "application/fhir+json")),
@@ -718,5 +735,15 @@ mod tests {
             Some(Problem::BadRequest)
         );
         assert!(parse_search("subject=Patient/1").is_err());
+    }
+
+    #[test]
+    fn search_values_longer_than_declared_are_refused() {
+        let statuses = ["accepted"; 11].join(",");
+        assert!(statuses.len() > MAX_STATUS_LEN);
+        assert!(parse_search(&format!("status={statuses}")).is_err());
+        assert!(parse_search(&format!("status={}", ["accepted"; 10].join(","))).is_ok());
+        assert!(parse_search(&format!("_lastUpdated=gt2026-01-01T00:00:00Z{}", "0".repeat(30))).is_err());
+        assert!(parse_search(&format!("_cursor={}", "a".repeat(MAX_CURSOR_LEN + 1))).is_err());
     }
 }
