@@ -739,7 +739,7 @@ mod tests {
 
     #[test]
     fn search_values_longer_than_declared_are_refused() {
-        let statuses = ["accepted"; 11].join(",");
+        let statuses = ["accepted"; 12].join(",");
         assert!(statuses.len() > MAX_STATUS_LEN);
         assert!(parse_search(&format!("status={statuses}")).is_err());
         assert!(parse_search(&format!("status={}", ["accepted"; 10].join(","))).is_ok());
