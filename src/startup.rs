@@ -31,7 +31,8 @@ use crate::{
         request_context::request_context,
     },
     openapi::{self, ApiDoc},
-    repository, routes,
+    repository::{self, audit_writer::AuditWriter},
+    routes,
     service::cursor::CursorCodec,
 };
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub anon_rate_limit: AnonymousRateLimit,
     pub heavy: HeavyGate,
     pub stats_cache: ResponseCache,
+    /// Group commit of the audit events of reads.
+    pub audit_writer: AuditWriter,
     pub settings: Settings,
 }
 
@@ -85,8 +88,10 @@ impl Application {
         let listener =
             TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
+        let audit_writer = AuditWriter::start(db.clone());
         let state = web::Data::new(AppState {
             db,
+            audit_writer,
             auth,
             cursors: CursorCodec::new(cursor_key.as_bytes()),
             rate_limit: RateLimit::per_minute(settings.rate_limit),

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{audit, tags};
+use super::{audit, audit_writer::AuditWriter, tags};
 use crate::{
     domain::{
         audit::{AuditContext, AuditEntry, action},
@@ -111,6 +111,27 @@ pub async fn find(
         && m.status != ClientStatus::Erased.as_str()
     {
         audit::record(db, audit_ctx, &[entry(action, id)]).await?;
+    }
+    Ok(found)
+}
+
+/// [`find`] for a read outside any transaction: the audit event goes
+/// through the group-commit [`AuditWriter`], which returns only once the
+/// event is committed, so the caller still answers after its audit row is
+/// durable, and a failed write fails the read.
+pub async fn find_for_read(
+    db: &impl ConnectionTrait,
+    writer: &AuditWriter,
+    audit_ctx: &AuditContext,
+    action: &'static str,
+    scope: &ClientScope,
+    id: Uuid,
+) -> Result<Option<Model>, DbErr> {
+    let found = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await?;
+    if let Some(m) = &found
+        && m.status != ClientStatus::Erased.as_str()
+    {
+        writer.record(audit_ctx, &[entry(action, id)]).await?;
     }
     Ok(found)
 }

@@ -17,6 +17,7 @@ use crate::{
     http::IfMatch,
     repository::{
         self, Page,
+        audit_writer::AuditWriter,
         clients::{ClientFilter, ClientScope},
         consultations::Subject,
     },
@@ -88,8 +89,25 @@ pub async fn get(
     action: &'static str,
 ) -> Result<Model, ApiError> {
     let scope = scope_for(principal)?;
-    let model =
-        repository::clients::find(db, audit, action, &scope, id).await?.ok_or_else(|| ApiError::not_found(WHAT))?;
+    readable(repository::clients::find(db, audit, action, &scope, id).await?)
+}
+
+/// [`get`] outside a transaction (`GET /clients/{id}`): the audit event is
+/// group-committed with those of concurrent reads (`AuditWriter`).
+pub async fn read(
+    db: &impl ConnectionTrait,
+    writer: &AuditWriter,
+    audit: &AuditContext,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Model, ApiError> {
+    let scope = scope_for(principal)?;
+    readable(repository::clients::find_for_read(db, writer, audit, action::CLIENT_READ, &scope, id).await?)
+}
+
+/// A found client as an answer: `404` when not visible, `410` when erased.
+fn readable(found: Option<Model>) -> Result<Model, ApiError> {
+    let model = found.ok_or_else(|| ApiError::not_found(WHAT))?;
     if model.status == ClientStatus::Erased.as_str() {
         return Err(gone());
     }

@@ -1,8 +1,8 @@
 //! Audited reads (issue 8): the audit event of a client read is committed
 //! before the response leaves, a failed audit write fails the read (503), and
-//! concurrent reads are each audited once. On PostgreSQL the read and its
-//! audit event are one statement; these tests hold it to the same rules as
-//! the two statements on SQLite.
+//! concurrent reads are each audited once. `GET /clients/{id}` group-commits
+//! its audit event with those of concurrent reads (`AuditWriter`); these
+//! tests hold it to the same rules as a single audited statement.
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::Value;
 
@@ -112,6 +112,30 @@ async fn concurrent_reads_are_each_audited_once() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let db = app.db().await;
     assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 48);
+}
+
+#[tokio::test]
+async fn a_failed_batch_fails_every_read_in_it() {
+    // Arrange: audit inserts are refused; 32 callers read at once, so their
+    // events share batches.
+    let app = spawn_app().await;
+    let client = app.create_client(&caseworker(), &new_client()).await;
+    let id = id_of(&client);
+    let db = app.db().await;
+    refuse_audit(&db).await;
+    let readers: Vec<Caller> = (0..32).map(|_| caseworker()).collect();
+    // Act
+    let mut reads = tokio::task::JoinSet::new();
+    for reader in &readers {
+        let (http, url, token) = (app.client.clone(), app.url(&format!("/api/v1/clients/{id}")), token_for(reader));
+        reads.spawn(async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() });
+    }
+    let statuses: Vec<u16> = reads.join_all().await;
+    // Assert: not one read answered without its event, not one event written.
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    for reader in &readers {
+        assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 0);
+    }
 }
 
 #[tokio::test]

@@ -154,7 +154,7 @@ pub async fn get_client(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let audit = audit_context(&user, &req);
-    let model = clients::get(&state.db, &audit, &user, id.into_inner(), action::CLIENT_READ).await?;
+    let model = clients::read(&state.db, &state.audit_writer, &audit, &user, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &ClientDto::from(&model)))
 }
 
