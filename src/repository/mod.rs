@@ -4,6 +4,7 @@ pub mod audit;
 pub mod change_feed;
 pub mod clients;
 pub mod consultations;
+pub mod demand;
 pub mod districts;
 pub mod employers;
 pub mod funding;
