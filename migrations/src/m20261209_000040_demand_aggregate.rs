@@ -49,7 +49,9 @@ fn contributions(backend: DatabaseBackend) -> String {
         DatabaseBackend::Postgres => "CAST((r.created_at AT TIME ZONE 'UTC') AS DATE)",
         _ => "date(r.created_at)",
     };
-    let served = format!("CASE WHEN c.id IN (SELECT r.client_id FROM referrals r WHERE r.status IN ({active})) THEN 1 ELSE 0 END");
+    let served = format!(
+        "CASE WHEN c.id IN (SELECT r.client_id FROM referrals r WHERE r.status IN ({active})) THEN 1 ELSE 0 END"
+    );
     let clients = |kind: &str, join: &str| {
         format!(
             "SELECT c.district AS district, c.target_groups AS target_groups, c.occupation_codes AS occupation_codes, \
@@ -118,10 +120,7 @@ impl MigrationTrait for Migration {
         contributions_table.table(a("demand_contributions")).if_not_exists().col(uuid(a("client_id")));
         manager.create_table(cell_columns(&mut contributions_table).to_owned()).await?;
         let mut cells_table = Table::create();
-        cells_table
-            .table(a("demand_cells"))
-            .if_not_exists()
-            .col(big_integer(a("id")).auto_increment().primary_key());
+        cells_table.table(a("demand_cells")).if_not_exists().col(big_integer(a("id")).auto_increment().primary_key());
         manager.create_table(cell_columns(&mut cells_table).to_owned()).await?;
         let db = manager.get_connection();
         for (name, on) in INDEXES {

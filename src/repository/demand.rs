@@ -30,8 +30,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult
 use uuid::Uuid;
 
 use super::statistics::{
-    Binds, ClientGroup, DemandRows, DemandSplit, ReferralGroup, client_group, demand_clients_sql,
-    demand_referrals_sql, referral_group,
+    Binds, ClientGroup, DemandRows, DemandSplit, ReferralGroup, client_group, demand_clients_sql, demand_referrals_sql,
+    referral_group,
 };
 
 /// The unsplit client groups.

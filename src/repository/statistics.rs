@@ -175,11 +175,7 @@ pub(crate) fn demand_referrals_sql(binds: &mut Binds, split: DemandSplit, rows: 
     let (kind, measure_join) =
         if split.measure_kind { ("m.kind", " LEFT JOIN measures m ON m.id = r.measure_id") } else { ("NULL", "") };
     let key = referral_key(CLIENT_KEY);
-    let day = if rows.by_day {
-        format!(", {} AS day", utc_day(binds.backend, "r.created_at"))
-    } else {
-        String::new()
-    };
+    let day = if rows.by_day { format!(", {} AS day", utc_day(binds.backend, "r.created_at")) } else { String::new() };
     let mut sql = format!(
         "SELECT c.district AS district, c.target_groups AS target_groups, {codes} AS occupation_codes, \
          {kind} AS kind, CASE WHEN r.status = '{requested}' THEN 1 ELSE 0 END AS requested{day}{client_col}, \

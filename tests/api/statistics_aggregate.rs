@@ -150,8 +150,12 @@ async fn the_aggregate_equals_the_raw_group_by_after_random_writes_compaction_an
             _ => {
                 let measure = &measures[rng.below(measures.len())];
                 let (status, _) = status_of(
-                    app.patch(&format!("/api/v1/measures/{measure}"), &caseworker(), &json!({"kind": rng.pick(&KINDS)}))
-                        .await,
+                    app.patch(
+                        &format!("/api/v1/measures/{measure}"),
+                        &caseworker(),
+                        &json!({"kind": rng.pick(&KINDS)}),
+                    )
+                    .await,
                 )
                 .await;
                 assert_eq!(status, 200, "kind change");
