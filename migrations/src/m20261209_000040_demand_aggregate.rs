@@ -67,20 +67,26 @@ fn contributions(backend: DatabaseBackend) -> String {
              JOIN measures m ON m.id = r.measure_id WHERE r.status IN ({active})) k ON k.client_id = c.id"
         ),
     );
-    let referrals = format!(
-        "SELECT c.district AS district, c.target_groups AS target_groups, c.occupation_codes AS occupation_codes, \
-         m.kind AS kind, CASE WHEN r.status = 'requested' THEN 1 ELSE 0 END AS requested, {day} AS day, \
-         c.id AS client_id, COUNT(*) AS n, CAST(SUM({referral_key}) AS BIGINT) AS keys \
-         FROM referrals r JOIN clients c ON c.id = r.client_id LEFT JOIN measures m ON m.id = r.measure_id \
-         WHERE r.status IN ({active}) GROUP BY 1, 2, 3, 4, 5, 6, 7"
-    );
+    let referrals = |day: &str, group: &str| {
+        format!(
+            "SELECT c.district AS district, c.target_groups AS target_groups, c.occupation_codes AS occupation_codes, \
+             m.kind AS kind, CASE WHEN r.status = 'requested' THEN 1 ELSE 0 END AS requested, {day} AS day, \
+             c.id AS client_id, COUNT(*) AS n, CAST(SUM({referral_key}) AS BIGINT) AS keys \
+             FROM referrals r JOIN clients c ON c.id = r.client_id LEFT JOIN measures m ON m.id = r.measure_id \
+             WHERE r.status IN ({active}) GROUP BY {group}"
+        )
+    };
+    let by_day = referrals(day, "1, 2, 3, 4, 5, 6, 7");
+    let totals = referrals("CAST(NULL AS DATE)", "1, 2, 3, 4, 5, 7");
     format!(
         "SELECT 'client' AS part, district, target_groups, occupation_codes, kind, served AS flag, \
          CAST(NULL AS DATE) AS day, client_id, n, keys FROM ({plain}) g1 \
          UNION ALL SELECT 'client_kind', district, target_groups, occupation_codes, kind, served, \
          CAST(NULL AS DATE), client_id, n, keys FROM ({kinds}) g2 \
          UNION ALL SELECT 'referral', district, target_groups, occupation_codes, kind, requested, \
-         day, client_id, n, keys FROM ({referrals}) g3"
+         day, client_id, n, keys FROM ({by_day}) g3 \
+         UNION ALL SELECT 'referral_total', district, target_groups, occupation_codes, kind, requested, \
+         day, client_id, n, keys FROM ({totals}) g4"
     )
 }
 

@@ -8,10 +8,11 @@
 //!
 //! - `demand_contributions`: what each client currently contributes, the
 //!   same `GROUP BY` as the raw answer restricted to the one client (one
-//!   builder, `statistics::demand_*_sql`), in three parts: `client` (the
+//!   builder, `statistics::demand_*_sql`), in four parts: `client` (the
 //!   unsplit client groups), `client_kind` (split by the distinct kinds of
-//!   the client's active referrals) and `referral` (its active referrals by
-//!   kind, `requested` and UTC creation day). `flag` is `served` for the
+//!   the client's active referrals), `referral` (its active referrals by
+//!   kind, `requested` and UTC creation day) and `referral_total` (the same
+//!   without the day, for reads without `from`/`to`). `flag` is `served` for the
 //!   client parts and `requested` for the referral part; occupation codes
 //!   are always the full stored string (a read that does not split by them
 //!   drops them).
@@ -38,8 +39,11 @@ use super::statistics::{
 const PART_CLIENT: &str = "client";
 /// Client groups split by the distinct kinds of their active referrals.
 const PART_CLIENT_KIND: &str = "client_kind";
-/// Active referrals by kind, `requested` and UTC creation day.
+/// Active referrals by kind, `requested` and UTC creation day (reads with `from`/`to`).
 const PART_REFERRAL: &str = "referral";
+/// The same without the day (`day` NULL): reads without `from`/`to` sum a
+/// few rows per group instead of one per day.
+const PART_REFERRAL_TOTAL: &str = "referral_total";
 
 /// The columns that make a cell (all but the counts `n` and `keys`).
 const CELL: &str = "part, district, target_groups, occupation_codes, kind, flag, day";
@@ -62,7 +66,7 @@ type Counts = (i64, i64);
 
 type Cells = BTreeMap<CellKey, Counts>;
 
-/// One `SELECT` of the three parts of the contributions of one client
+/// One `SELECT` of the four parts of the contributions of one client
 /// (`rows.client`) or of every client (`rows.per_client`, adds
 /// `client_id`): `part, district, target_groups, occupation_codes, kind,
 /// flag, day, [client_id,] n, keys`. The parts are the raw demand SQL.
@@ -72,6 +76,7 @@ fn contribution_sql(binds: &mut Binds, rows: &DemandRows<'_>) -> String {
     let clients = demand_clients_sql(binds, full, rows);
     let client_kinds = demand_clients_sql(binds, kinds, rows);
     let referrals = demand_referrals_sql(binds, kinds, &DemandRows { by_day: true, ..*rows });
+    let totals = demand_referrals_sql(binds, kinds, rows);
     let id = if rows.per_client { ", client_id" } else { "" };
     // `CAST(NULL AS DATE)`: PostgreSQL types a bare NULL of the first
     // branches as text, which no `UNION` matches with the date of the last.
@@ -81,7 +86,9 @@ fn contribution_sql(binds: &mut Binds, rows: &DemandRows<'_>) -> String {
          UNION ALL SELECT '{PART_CLIENT_KIND}', district, target_groups, occupation_codes, kind, served, \
          CAST(NULL AS DATE){id}, n, keys FROM ({client_kinds}) g2 \
          UNION ALL SELECT '{PART_REFERRAL}', district, target_groups, occupation_codes, kind, requested, \
-         day{id}, n, keys FROM ({referrals}) g3"
+         day{id}, n, keys FROM ({referrals}) g3 \
+         UNION ALL SELECT '{PART_REFERRAL_TOTAL}', district, target_groups, occupation_codes, kind, requested, \
+         CAST(NULL AS DATE){id}, n, keys FROM ({totals}) g4"
     )
 }
 
@@ -258,7 +265,8 @@ pub(crate) async fn referrals(
     split: DemandSplit,
 ) -> Result<Vec<ReferralGroup>, DbErr> {
     let mut binds = Binds::new(db.get_database_backend());
-    let mut sql = read_sql(&mut binds, PART_REFERRAL, split, "requested", district);
+    let part = if from.is_none() && to.is_none() { PART_REFERRAL_TOTAL } else { PART_REFERRAL };
+    let mut sql = read_sql(&mut binds, part, split, "requested", district);
     if let Some(from) = from {
         sql.push_str(&format!(" AND day >= {}", binds.push(from)));
     }
