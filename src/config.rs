@@ -99,6 +99,10 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_EXPIRY_INTERVAL_SECS", default_value_t = 300, global = true)]
     pub expiry_interval_secs: u64,
 
+    /// Seconds between two foldings of the demand statistics' change log in `serve`.
+    #[arg(long, env = "OSTWERK_STATISTICS_COMPACT_SECS", default_value_t = 60, global = true)]
+    pub statistics_compact_secs: u64,
+
     /// Allow webhook targets in loopback, private or link-local ranges.
     #[arg(long, env = "OSTWERK_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, global = true)]
     pub webhook_allow_private: bool,
@@ -382,6 +386,10 @@ impl Settings {
         check(
             (1..=3650).contains(&self.referral_expiry_days),
             format!("OSTWERK_REFERRAL_EXPIRY_DAYS must be between 1 and 3650 (is {})", self.referral_expiry_days),
+        );
+        check(
+            self.statistics_compact_secs >= 1,
+            format!("OSTWERK_STATISTICS_COMPACT_SECS must be at least 1 (is {})", self.statistics_compact_secs),
         );
         check(
             self.expiry_interval_secs >= 1,

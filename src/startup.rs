@@ -134,6 +134,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let expiry = tokio::spawn(expire_referrals(self.state.clone()));
+        let compaction = tokio::spawn(compact_statistics(self.state.clone()));
         let webhooks = tokio::spawn(deliver_webhooks(self.state.clone()));
         let leases = tokio::spawn(crate::service::idempotency::renew_leases(self.state.db.clone()));
         let handle = self.server.handle();
@@ -159,6 +160,7 @@ impl Application {
         }
         housekeeping.abort();
         expiry.abort();
+        compaction.abort();
         webhooks.abort();
         result
     }
@@ -235,6 +237,31 @@ async fn expire_referrals(state: web::Data<AppState>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "referral expiry failed"),
+        }
+    }
+}
+
+/// Every `OSTWERK_STATISTICS_COMPACT_SECS`: fold the demand statistics'
+/// change log (`repository::demand::compact`), so a read sums one row per
+/// cell rather than one per change. Skipped while nothing was appended.
+/// Safe with several instances.
+async fn compact_statistics(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(state.settings.statistics_compact_secs.max(1)));
+    let mut folded_up_to = None;
+    loop {
+        tick.tick().await;
+        let outcome = async {
+            let last = repository::demand::last_cell_id(&state.db).await?;
+            if last != folded_up_to {
+                repository::demand::compact(&state.db).await?;
+                folded_up_to = repository::demand::last_cell_id(&state.db).await?;
+            }
+            Ok::<_, sea_orm::DbErr>(())
+        }
+        .await;
+        metrics::record_job_run("statistics_compaction", outcome.is_ok());
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "folding the demand statistics log failed");
         }
     }
 }

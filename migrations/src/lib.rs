@@ -14,6 +14,7 @@ mod m20261202_000011_record_keys;
 pub mod m20261202_000025_statistics_in_sql;
 mod m20261202_000030_change_events;
 mod m20261202_000031_webhook_secret_rotation;
+mod m20261209_000040_demand_aggregate;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000025_statistics_in_sql::Migration),
             Box::new(m20261202_000030_change_events::Migration),
             Box::new(m20261202_000031_webhook_secret_rotation::Migration),
+            Box::new(m20261209_000040_demand_aggregate::Migration),
         ]
     }
 }

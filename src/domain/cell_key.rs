@@ -78,7 +78,7 @@ pub fn secret_key(secret: &[u8], record_id: u128) -> u32 {
 }
 
 /// A cell being counted: how many records and the sum of their keys.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cell {
     pub count: u64,
     pub key: u32,

@@ -492,6 +492,8 @@ pub async fn insert_many(
     }))
     .exec_without_returning(db)
     .await?;
+    // Bulk loading skips the per-client refresh; the next read rebuilds.
+    super::demand::mark_stale(db).await?;
     let entries: Vec<AuditEntry> = ids.iter().map(|id| entry(action::CLIENT_CREATE, *id)).collect();
     audit::record(db, audit_ctx, &entries).await?;
     Ok(ids)

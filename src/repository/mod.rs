@@ -5,6 +5,7 @@ pub mod audit_writer;
 pub mod change_feed;
 pub mod clients;
 pub mod consultations;
+pub mod demand;
 pub mod districts;
 pub mod employers;
 pub mod funding;

@@ -46,9 +46,13 @@ pub struct DemandParams {
     #[param(min_length = 1)]
     pub district: Option<String>,
     /// Referrals created at or after this date or timestamp (see `DateOrTimestamp`).
+    /// Midnight UTC bounds (dates, or timestamps at 00:00:00Z) are answered
+    /// from the maintained aggregate; other timestamps count the referrals
+    /// themselves (the same answer, more slowly).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub from: Option<String>,
     /// Referrals created before this date or timestamp (see `DateOrTimestamp`).
+    /// Midnight UTC bounds are answered from the maintained aggregate (see `from`).
     #[param(value_type = Option<DateOrTimestamp>)]
     pub to: Option<String>,
 }

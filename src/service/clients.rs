@@ -64,6 +64,7 @@ pub async fn create(
     }
     match repository::clients::insert(db, audit, new_id(), &org, fields).await {
         Ok(model) => {
+            repository::demand::refresh(db, model.id).await?;
             change_feed::client_changed(db, ChangeType::ClientCreated, model.id, &model.created_by_org, &model.status)
                 .await?;
             Ok(model)
@@ -150,6 +151,8 @@ pub async fn update(
     let model = repository::clients::update(db, current.id, current.version, fields)
         .await?
         .ok_or_else(|| ApiError::stale("client"))?;
+    // District, target groups, codes or status may have moved the client between cells.
+    repository::demand::refresh(db, model.id).await?;
     change_feed::client_changed(db, ChangeType::ClientUpdated, model.id, &model.created_by_org, &model.status).await?;
     Ok(model)
 }
@@ -173,6 +176,8 @@ pub async fn erase(
     if !repository::clients::erase(db, audit, id).await? {
         return Err(gone());
     }
+    // No longer an active client; its referrals count on without its codes.
+    repository::demand::refresh(db, id).await?;
     if let Some(creator) = repository::clients::creator_of(db, id).await? {
         change_feed::client_changed(db, ChangeType::ClientErased, id, &creator, ClientStatus::Erased.as_str()).await?;
     }

@@ -115,6 +115,10 @@ pub async fn update(
         return Err(capacity_below_seats(fields.capacity, current.seats_taken));
     }
     check(db, fields, Some(current.id)).await?;
+    let kind_changed = fields.kind.as_str() != current.kind;
+    if kind_changed {
+        repository::demand::lock_measure(db, current.id).await?;
+    }
     let Some(model) = repository::measures::update(db, current.id, current.version, fields)
         .await
         .map_err(|e| repository::constraint(e, on_unique(fields), |_| None))?
@@ -127,6 +131,11 @@ pub async fn update(
             None => not_found(),
         });
     };
+    if kind_changed {
+        // The demand statistics count active referrals (and their clients) by their measure's kind.
+        let clients = repository::demand::clients_in_measure(db, current.id).await?;
+        repository::demand::refresh_all(db, clients).await?;
+    }
     super::webhooks::measure_changed(db, &model, false).await?;
     Ok(model)
 }

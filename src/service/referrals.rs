@@ -175,6 +175,7 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    repository::demand::refresh(db, model.client_id).await?;
     repository::referrals::record_event(
         db,
         &NewEvent {
@@ -459,6 +460,10 @@ pub async fn change_status(
         return Ok(None);
     };
     let seats_moved = apply_counters(db, current, from, to, at).await?;
+    if from.is_active() != to.is_active() || (from == ReferralStatus::Requested) != (to == ReferralStatus::Requested) {
+        // Active or not, and `requested` or not, are what the demand statistics count.
+        repository::demand::refresh(db, current.client_id).await?;
+    }
     repository::referrals::record_event(
         db,
         &NewEvent {

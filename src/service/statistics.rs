@@ -238,7 +238,7 @@ fn label_of<C: CodeList>(code: &str, lang: Lang) -> Option<String> {
 }
 
 pub async fn demand(
-    db: &impl ConnectionTrait,
+    db: &sea_orm::DatabaseConnection,
     q: &DemandQuery,
     min_cell: u64,
     lang: Lang,
@@ -248,6 +248,7 @@ pub async fn demand(
         measure_kind: q.group_by.contains(&Dim::MeasureKind),
     };
     let district = q.district.as_deref();
+    repository::demand::ensure_fresh(db).await?;
     let client_groups = repository::statistics::demand_clients(db, district, split).await?;
     let referral_groups = repository::statistics::demand_referrals(db, district, q.from, q.to, split).await?;
     let measures = repository::measures::all(db).await?;

@@ -351,6 +351,43 @@ const SCHEMA: &[Table] = &[
             ("txid", NotPersonal),
         ],
     ),
+    (
+        // What each client counts for in the demand statistics: codes only.
+        // The refresh after an erasure rewrites it from the anonymous stub
+        // (no occupation codes, no `disability`).
+        "demand_contributions",
+        Some(Link::Id("client_id = {p}")),
+        &[
+            ("client_id", Kept),
+            ("part", Kept),
+            ("district", Kept),
+            ("target_groups", Kept),
+            ("occupation_codes", Erased),
+            ("kind", Kept),
+            ("flag", Kept),
+            ("day", Kept),
+            ("n", Kept),
+            ("keys", Kept),
+        ],
+    ),
+    (
+        // Sums over cells of clients, no client ids (folded by compaction).
+        "demand_cells",
+        None,
+        &[
+            ("id", NotPersonal),
+            ("part", NotPersonal),
+            ("district", NotPersonal),
+            ("target_groups", NotPersonal),
+            ("occupation_codes", NotPersonal),
+            ("kind", NotPersonal),
+            ("flag", NotPersonal),
+            ("day", NotPersonal),
+            ("n", NotPersonal),
+            ("keys", NotPersonal),
+        ],
+    ),
+    ("demand_state", None, &[("id", NotPersonal), ("stale", NotPersonal)]),
     ("districts", None, &[("code", NotPersonal), ("label_de", NotPersonal), ("label_en", NotPersonal)]),
     ("server_keys", None, &[("name", NotPersonal), ("value", NotPersonal)]),
     ("seaql_migrations", None, &[("version", NotPersonal), ("applied_at", NotPersonal)]),

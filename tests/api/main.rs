@@ -45,6 +45,7 @@ mod security_auth;
 mod security_edge;
 mod security_webhooks;
 mod statistics;
+mod statistics_aggregate;
 mod statistics_privacy;
 mod statistics_sql;
 mod strict_queries;

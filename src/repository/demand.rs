@@ -1,0 +1,364 @@
+//! The maintained demand aggregate behind `/statistics/demand` (issue 8).
+//!
+//! The raw `GROUP BY`s of `repository::statistics` read every client and
+//! every active referral on each request (≈ 1 s at 100 000 clients, the
+//! statement timeout at 1 000 000 referrals). Instead, every transaction
+//! that can change what a client counts for calls [`refresh`], which keeps
+//! two tables:
+//!
+//! - `demand_contributions`: what each client currently contributes, the
+//!   same `GROUP BY` as the raw answer restricted to the one client (one
+//!   builder, `statistics::demand_*_sql`), in four parts: `client` (the
+//!   unsplit client groups), `client_kind` (split by the distinct kinds of
+//!   the client's active referrals), `referral` (its active referrals by
+//!   kind, `requested` and UTC creation day) and `referral_total` (the same
+//!   without the day, for reads without `from`/`to`). `flag` is `served` for the
+//!   client parts and `requested` for the referral part; occupation codes
+//!   are always the full stored string (a read that does not split by them
+//!   drops them).
+//! - `demand_cells`: an append-only log of deltas (new contribution minus
+//!   old, zero rows dropped). A read sums it per cell. Appending instead of
+//!   updating one shared row per cell keeps concurrent writers apart: two
+//!   referral POSTs for clients of the same district never wait for each
+//!   other. [`compact`] folds the log in the background so reads stay short.
+//!
+//! [`rebuild`] recomputes both tables from the base tables (after bulk
+//! loading, which bypasses the services).
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, TransactionTrait};
+use uuid::Uuid;
+
+use super::statistics::{
+    Binds, ClientGroup, DemandRows, DemandSplit, ReferralGroup, client_group, demand_clients_sql, demand_referrals_sql,
+    referral_group,
+};
+
+/// The unsplit client groups.
+const PART_CLIENT: &str = "client";
+/// Client groups split by the distinct kinds of their active referrals.
+const PART_CLIENT_KIND: &str = "client_kind";
+/// Active referrals by kind, `requested` and UTC creation day (reads with `from`/`to`).
+const PART_REFERRAL: &str = "referral";
+/// The same without the day (`day` NULL): reads without `from`/`to` sum a
+/// few rows per group instead of one per day.
+const PART_REFERRAL_TOTAL: &str = "referral_total";
+
+/// The columns that make a cell (all but the counts `n` and `keys`).
+const CELL: &str = "part, district, target_groups, occupation_codes, kind, flag, day";
+
+/// A cell of the aggregate (or of one client's contribution).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CellKey {
+    part: String,
+    district: Option<String>,
+    target_groups: Option<String>,
+    occupation_codes: Option<String>,
+    kind: Option<String>,
+    flag: i32,
+    day: Option<NaiveDate>,
+}
+
+/// Record count and key sum of a cell (plain integers: a delta may be
+/// negative; the reader reduces the key sum mod 2³²).
+type Counts = (i64, i64);
+
+type Cells = BTreeMap<CellKey, Counts>;
+
+/// One `SELECT` of the four parts of the contributions of one client
+/// (`rows.client`) or of every client (`rows.per_client`, adds
+/// `client_id`): `part, district, target_groups, occupation_codes, kind,
+/// flag, day, [client_id,] n, keys`. The parts are the raw demand SQL.
+fn contribution_sql(binds: &mut Binds, rows: &DemandRows<'_>) -> String {
+    let full = DemandSplit { occupation_codes: true, measure_kind: false };
+    let kinds = DemandSplit { occupation_codes: true, measure_kind: true };
+    let clients = demand_clients_sql(binds, full, rows);
+    let client_kinds = demand_clients_sql(binds, kinds, rows);
+    let referrals = demand_referrals_sql(binds, kinds, &DemandRows { by_day: true, ..*rows });
+    let totals = demand_referrals_sql(binds, kinds, rows);
+    let id = if rows.per_client { ", client_id" } else { "" };
+    // `CAST(NULL AS DATE)`: PostgreSQL types a bare NULL of the first
+    // branches as text, which no `UNION` matches with the date of the last.
+    format!(
+        "SELECT '{PART_CLIENT}' AS part, district, target_groups, occupation_codes, kind, served AS flag, \
+         CAST(NULL AS DATE) AS day{id}, n, keys FROM ({clients}) g1 \
+         UNION ALL SELECT '{PART_CLIENT_KIND}', district, target_groups, occupation_codes, kind, served, \
+         CAST(NULL AS DATE){id}, n, keys FROM ({client_kinds}) g2 \
+         UNION ALL SELECT '{PART_REFERRAL}', district, target_groups, occupation_codes, kind, requested, \
+         day{id}, n, keys FROM ({referrals}) g3 \
+         UNION ALL SELECT '{PART_REFERRAL_TOTAL}', district, target_groups, occupation_codes, kind, requested, \
+         CAST(NULL AS DATE){id}, n, keys FROM ({totals}) g4"
+    )
+}
+
+fn cells_of(rows: Vec<QueryResult>) -> Result<Cells, DbErr> {
+    let mut cells = Cells::new();
+    for row in rows {
+        let key = CellKey {
+            part: row.try_get("", "part")?,
+            district: row.try_get("", "district")?,
+            target_groups: row.try_get("", "target_groups")?,
+            occupation_codes: row.try_get("", "occupation_codes")?,
+            kind: row.try_get("", "kind")?,
+            flag: row.try_get("", "flag")?,
+            day: row.try_get("", "day")?,
+        };
+        let n: i64 = row.try_get("", "n")?;
+        let keys: Option<i64> = row.try_get("", "keys")?;
+        let entry = cells.entry(key).or_default();
+        entry.0 += n;
+        entry.1 += keys.unwrap_or(0);
+    }
+    Ok(cells)
+}
+
+/// Inserts `cells` into `table` (`demand_cells`, or `demand_contributions`
+/// with `client`), a few hundred rows per statement.
+async fn insert(db: &impl ConnectionTrait, table: &str, client: Option<Uuid>, cells: &Cells) -> Result<(), DbErr> {
+    let entries: Vec<_> = cells.iter().collect();
+    for chunk in entries.chunks(500) {
+        let mut binds = Binds::new(db.get_database_backend());
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|(k, (n, keys))| {
+                let mut v = vec![
+                    binds.push(k.part.clone()),
+                    binds.push(k.district.clone()),
+                    binds.push(k.target_groups.clone()),
+                    binds.push(k.occupation_codes.clone()),
+                    binds.push(k.kind.clone()),
+                    binds.push(k.flag),
+                    binds.push(k.day),
+                    binds.push(*n),
+                    binds.push(*keys),
+                ];
+                if let Some(id) = client {
+                    v.push(binds.push(id));
+                }
+                format!("({})", v.join(", "))
+            })
+            .collect();
+        let id = if client.is_some() { ", client_id" } else { "" };
+        let sql = format!("INSERT INTO {table} ({CELL}, n, keys{id}) VALUES {}", values.join(", "));
+        db.execute_raw(binds.statement(sql)).await?;
+    }
+    Ok(())
+}
+
+/// Brings client `client_id`'s contribution up to date, in the caller's
+/// transaction, after its last change to the client or its referrals.
+///
+/// On PostgreSQL the client row is locked first, so two transactions
+/// refreshing one client take turns, and the second (READ COMMITTED) reads
+/// the first one's committed contribution and data. `FOR NO KEY UPDATE`,
+/// not `FOR UPDATE`: a referral insert holds `FOR KEY SHARE` on its client
+/// (the foreign key check), which `FOR UPDATE` waits for — two concurrent
+/// referral POSTs for one client would each hold one and wait for the
+/// other (a deadlock). `FOR NO KEY UPDATE` conflicts with itself (and with
+/// an `UPDATE` of the client) but not with key-share locks.
+pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    if backend == DbBackend::Postgres {
+        let sql = "SELECT id FROM clients WHERE id = $1 FOR NO KEY UPDATE";
+        db.query_all_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?;
+    }
+    let mut binds = Binds::new(backend);
+    let sql = contribution_sql(&mut binds, &DemandRows { client: Some(client_id), ..Default::default() });
+    let new = cells_of(db.query_all_raw(binds.statement(sql)).await?)?;
+    let sql = format!("SELECT {CELL}, n, keys FROM demand_contributions WHERE client_id = {p}");
+    let old = cells_of(db.query_all_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?)?;
+    if new == old {
+        return Ok(());
+    }
+    let mut delta = new.clone();
+    for (key, (n, keys)) in old {
+        let entry = delta.entry(key).or_default();
+        entry.0 -= n;
+        entry.1 -= keys;
+    }
+    delta.retain(|_, counts| *counts != (0, 0));
+    insert(db, "demand_cells", None, &delta).await?;
+    let sql = format!("DELETE FROM demand_contributions WHERE client_id = {p}");
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?;
+    insert(db, "demand_contributions", Some(client_id), &new).await
+}
+
+/// [`refresh`] for several clients, in id order (two transactions locking
+/// overlapping sets lock them in the same order, so neither deadlocks).
+pub async fn refresh_all(db: &impl ConnectionTrait, mut client_ids: Vec<Uuid>) -> Result<(), DbErr> {
+    client_ids.sort();
+    client_ids.dedup();
+    for id in client_ids {
+        refresh(db, id).await?;
+    }
+    Ok(())
+}
+
+/// The clients with an active referral into `measure_id` (whose
+/// contributions change with the measure's kind).
+pub async fn clients_in_measure(db: &impl ConnectionTrait, measure_id: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    let backend = db.get_database_backend();
+    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
+    let sql = format!(
+        "SELECT DISTINCT r.client_id AS client_id FROM referrals r WHERE r.measure_id = {p} AND r.status IN ({})",
+        super::statistics::active_list()
+    );
+    db.query_all_raw(Statement::from_sql_and_values(backend, sql, [measure_id.into()]))
+        .await?
+        .iter()
+        .map(|row| row.try_get("", "client_id"))
+        .collect()
+}
+
+/// On PostgreSQL, locks measure `measure_id` against referral inserts
+/// until the caller's transaction ends, before a change of its kind. A
+/// referral insert holds `FOR KEY SHARE` on its measure (the foreign key
+/// check), which conflicts with `FOR UPDATE` only: either the insert
+/// committed first (and the kind change, reading after this lock, finds and
+/// refreshes its client), or it waits and its own refresh reads the new kind.
+pub async fn lock_measure(db: &impl ConnectionTrait, measure_id: Uuid) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let sql = "SELECT id FROM measures WHERE id = $1 FOR UPDATE";
+        db.query_all_raw(Statement::from_sql_and_values(backend, sql, [measure_id.into()])).await?;
+    }
+    Ok(())
+}
+
+/// `SELECT <cell columns>, SUM(n), SUM(keys) FROM demand_cells WHERE part = …`
+/// with the optional district filter.
+fn read_sql(binds: &mut Binds, part: &str, split: DemandSplit, flag: &str, district: Option<&str>) -> String {
+    let codes = if split.occupation_codes { "occupation_codes" } else { "''" };
+    let kind = if split.measure_kind { "kind" } else { "NULL" };
+    let mut sql = format!(
+        "SELECT district, target_groups, {codes} AS occupation_codes, {kind} AS kind, flag AS {flag}, \
+         CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(keys) AS BIGINT) AS keys FROM demand_cells WHERE part = '{part}'"
+    );
+    if let Some(d) = district {
+        sql.push_str(&format!(" AND district = {}", binds.push(d.to_owned())));
+    }
+    sql
+}
+
+/// The client groups of `statistics::demand_clients`, from the aggregate.
+pub(crate) async fn clients(
+    db: &impl ConnectionTrait,
+    district: Option<&str>,
+    split: DemandSplit,
+) -> Result<Vec<ClientGroup>, DbErr> {
+    let part = if split.measure_kind { PART_CLIENT_KIND } else { PART_CLIENT };
+    let mut binds = Binds::new(db.get_database_backend());
+    let mut sql = read_sql(&mut binds, part, split, "served", district);
+    sql.push_str(" GROUP BY 1, 2, 3, 4, 5 HAVING SUM(n) <> 0");
+    db.query_all_raw(binds.statement(sql)).await?.iter().map(client_group).collect()
+}
+
+/// The referral groups of `statistics::demand_referrals` for referrals
+/// created on days in `[from, to)`, from the aggregate.
+pub(crate) async fn referrals(
+    db: &impl ConnectionTrait,
+    district: Option<&str>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    split: DemandSplit,
+) -> Result<Vec<ReferralGroup>, DbErr> {
+    let mut binds = Binds::new(db.get_database_backend());
+    let part = if from.is_none() && to.is_none() { PART_REFERRAL_TOTAL } else { PART_REFERRAL };
+    let mut sql = read_sql(&mut binds, part, split, "requested", district);
+    if let Some(from) = from {
+        sql.push_str(&format!(" AND day >= {}", binds.push(from)));
+    }
+    if let Some(to) = to {
+        sql.push_str(&format!(" AND day < {}", binds.push(to)));
+    }
+    sql.push_str(" GROUP BY 1, 2, 3, 4, 5 HAVING SUM(n) <> 0");
+    db.query_all_raw(binds.statement(sql)).await?.iter().map(referral_group).collect()
+}
+
+/// The largest id in the log (`None` when empty): the compaction task
+/// skips a round when nothing was appended since its last one.
+pub async fn last_cell_id(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    let sql = "SELECT MAX(id) AS id FROM demand_cells";
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    Ok(row.map(|r| r.try_get::<Option<i64>>("", "id")).transpose()?.flatten())
+}
+
+/// Folds the log: every cell's rows become one (cells that sum to zero
+/// disappear). On PostgreSQL one statement — the rows it deletes are the
+/// ones it sums, so a delta appended concurrently (not in its snapshot)
+/// stays as it is, and a second compactor running at once skips the rows
+/// the first deleted. On SQLite (one connection) a transaction.
+pub async fn compact(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let sums = "SUM(n), SUM(keys)";
+    if backend == DbBackend::Postgres {
+        let sql = format!(
+            "WITH moved AS (DELETE FROM demand_cells RETURNING {CELL}, n, keys) \
+             INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, {sums} FROM moved \
+             GROUP BY {CELL} HAVING SUM(n) <> 0 OR SUM(keys) <> 0"
+        );
+        db.execute_unprepared(&sql).await?;
+        return Ok(());
+    }
+    let txn = db.begin().await?;
+    if let Some(last) = last_cell_id(&txn).await? {
+        let sql = format!(
+            "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, {sums} FROM demand_cells WHERE id <= {last} \
+             GROUP BY {CELL} HAVING SUM(n) <> 0 OR SUM(keys) <> 0"
+        );
+        txn.execute_unprepared(&sql).await?;
+        txn.execute_unprepared(&format!("DELETE FROM demand_cells WHERE id <= {last}")).await?;
+    }
+    txn.commit().await
+}
+
+/// Marks the aggregate stale: the next [`ensure_fresh`] rebuilds it. For
+/// writes that bypass [`refresh`] (bulk loading); a change of a record key
+/// or key factor by hand marks it through a trigger (the service never
+/// changes those after insert).
+pub async fn mark_stale(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    db.execute_unprepared("UPDATE demand_state SET stale = 1 WHERE id = 1 AND stale = 0").await?;
+    Ok(())
+}
+
+/// Rebuilds the aggregate if it was marked stale (one indexed read otherwise).
+pub async fn ensure_fresh(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let sql = "SELECT stale FROM demand_state WHERE id = 1";
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?;
+    let stale = row.map(|r| r.try_get::<i32>("", "stale")).transpose()?.unwrap_or(0) != 0;
+    if stale {
+        tracing::info!("demand statistics aggregate marked stale: rebuilding it");
+        rebuild(db).await?;
+    }
+    Ok(())
+}
+
+/// Recomputes both tables from the base tables in one transaction (after
+/// bulk loading, e.g. `ostwerk seed`). On PostgreSQL `TRUNCATE` locks both
+/// tables until the commit, so a concurrent [`refresh`] waits and then
+/// applies its change on top of the rebuilt state.
+pub async fn rebuild(db: &DatabaseConnection) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        // One pass over every client and referral: longer than a request may take.
+        txn.execute_unprepared("SET LOCAL statement_timeout = 0").await?;
+        txn.execute_unprepared("TRUNCATE demand_cells, demand_contributions").await?;
+    } else {
+        txn.execute_unprepared("DELETE FROM demand_cells").await?;
+        txn.execute_unprepared("DELETE FROM demand_contributions").await?;
+    }
+    let mut binds = Binds::new(backend);
+    let select = contribution_sql(&mut binds, &DemandRows { per_client: true, ..Default::default() });
+    let sql = format!("INSERT INTO demand_contributions ({CELL}, client_id, n, keys) {select}");
+    txn.execute_raw(binds.statement(sql)).await?;
+    let sql = format!(
+        "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, SUM(n), SUM(keys) FROM demand_contributions \
+         GROUP BY {CELL}"
+    );
+    txn.execute_unprepared(&sql).await?;
+    txn.execute_unprepared("UPDATE demand_state SET stale = 0 WHERE id = 1").await?;
+    txn.commit().await
+}

@@ -1,0 +1,232 @@
+//! The maintained demand aggregate (`repository::demand`, issue 8) answers
+//! exactly what the raw `GROUP BY`s over clients and referrals answer:
+//! after random sequences of API writes, after compaction, after a
+//! rebuild, and after concurrent referral POSTs for one client.
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use ostwerk::repository::{
+    demand,
+    statistics::{self, DemandSplit},
+};
+use sea_orm::DatabaseConnection;
+use serde_json::{Value, json};
+
+use crate::{helpers::*, referral_fixtures as fx};
+
+const REFERRALS: &str = "/api/v1/referrals";
+const DISTRICTS: [&str; 3] = ["20", "21", "22"];
+const GROUPS: [&str; 4] = ["youth", "unemployed", "long_term_unemployed", "single_parent"];
+const CODES: [&str; 4] = ["62102", "71402", "25212", "62302"];
+const KINDS: [&str; 3] = ["application_training", "further_training", "language_course"];
+
+/// A small deterministic generator (the sequence is the same on every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+
+    /// A non-empty subset of `from`.
+    fn some<'a>(&mut self, from: &[&'a str]) -> Vec<&'a str> {
+        let mut out: Vec<&str> = from.iter().copied().filter(|_| self.below(2) == 0).collect();
+        if out.is_empty() {
+            out.push(self.pick(from));
+        }
+        out
+    }
+}
+
+fn splits() -> [DemandSplit; 4] {
+    [(false, false), (true, false), (false, true), (true, true)]
+        .map(|(occupation_codes, measure_kind)| DemandSplit { occupation_codes, measure_kind })
+}
+
+fn midnight(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive().and_time(NaiveTime::MIN).and_utc()
+}
+
+/// Every split × district filter × midnight bounds: the aggregate's groups
+/// equal the raw ones (as sets; both are one row per group).
+async fn assert_aggregate_is_exact(db: &DatabaseConnection, when: &str) {
+    let today = midnight(Utc::now());
+    let bounds = [
+        (None, None),
+        (Some(today), None),
+        (None, Some(today + Duration::days(1))),
+        (Some(today - Duration::days(1)), Some(today + Duration::days(1))),
+        (Some(today + Duration::days(1)), None),
+    ];
+    for split in splits() {
+        for district in [None, Some("21")] {
+            let mut aggregate = statistics::demand_clients(db, district, split).await.unwrap();
+            let mut exact = statistics::demand_clients_exact(db, district, split).await.unwrap();
+            aggregate.sort();
+            exact.sort();
+            assert_eq!(aggregate, exact, "{when}: clients, {split:?}, district {district:?}");
+            for (from, to) in bounds {
+                let mut aggregate = statistics::demand_referrals(db, district, from, to, split).await.unwrap();
+                let mut exact = statistics::demand_referrals_exact(db, district, from, to, split).await.unwrap();
+                aggregate.sort();
+                exact.sort();
+                assert_eq!(aggregate, exact, "{when}: referrals, {split:?}, district {district:?}, {from:?}..{to:?}");
+            }
+        }
+    }
+}
+
+async fn status_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_aggregate_equals_the_raw_group_by_after_random_writes_compaction_and_rebuild() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let provider = fx::provider(&app).await;
+    let mut measures = Vec::new();
+    for (i, kind) in KINDS.iter().enumerate() {
+        let extra = json!({"kind": kind, "district": DISTRICTS[i], "occupation_codes": [CODES[i]]});
+        measures.push(fx::id(&fx::measure(&app, &provider.id, 50, extra).await));
+    }
+    let mut rng = Lcg(20_261_209);
+    let mut clients: Vec<String> = Vec::new();
+    let mut referrals: Vec<String> = Vec::new();
+    let actions = [
+        json!({"action": "accept"}),
+        json!({"action": "start"}),
+        json!({"action": "waitlist"}),
+        json!({"action": "reject", "reason_code": "no_capacity", "rejected_by": "provider"}),
+        json!({"action": "cancel", "reason_code": "no_longer_needed"}),
+        json!({"action": "complete", "outcome": "employed"}),
+    ];
+
+    // Act: random writes through the API, checking the aggregate along the way.
+    for step in 0..120 {
+        let op = if clients.len() < 6 { 0 } else { rng.below(10) };
+        match op {
+            0 | 1 => {
+                let body = client_body_with(json!({
+                    "external_id": null,
+                    "district": rng.pick(&DISTRICTS),
+                    "target_groups": rng.some(&GROUPS),
+                    "occupation_codes": rng.some(&CODES),
+                }));
+                clients.push(id_of(&app.create_client(&caseworker(), &body).await));
+            }
+            2..=4 => {
+                let client = clients[rng.below(clients.len())].clone();
+                let measure = measures[rng.below(measures.len())].clone();
+                let body = json!({"client_id": client, "measure_id": measure});
+                let (status, body) = status_of(app.post(REFERRALS, &caseworker(), &body).await).await;
+                if status == 201 {
+                    referrals.push(id_of(&body));
+                }
+            }
+            5..=7 if !referrals.is_empty() => {
+                let referral = &referrals[rng.below(referrals.len())];
+                let action = &actions[rng.below(actions.len())];
+                app.post(&format!("{REFERRALS}/{referral}/transitions"), &caseworker(), action).await;
+            }
+            8 => {
+                let client = &clients[rng.below(clients.len())];
+                let change = match rng.below(3) {
+                    0 => json!({"district": rng.pick(&DISTRICTS)}),
+                    1 => json!({"target_groups": rng.some(&GROUPS), "occupation_codes": rng.some(&CODES)}),
+                    _ => json!({"status": if rng.below(2) == 0 { "inactive" } else { "active" }}),
+                };
+                app.patch(&format!("/api/v1/clients/{client}"), &caseworker(), &change).await;
+            }
+            9 if rng.below(3) == 0 => {
+                let client = &clients[rng.below(clients.len())];
+                app.delete(&format!("/api/v1/clients/{client}"), &admin()).await;
+            }
+            _ => {
+                let measure = &measures[rng.below(measures.len())];
+                let (status, _) = status_of(
+                    app.patch(
+                        &format!("/api/v1/measures/{measure}"),
+                        &caseworker(),
+                        &json!({"kind": rng.pick(&KINDS)}),
+                    )
+                    .await,
+                )
+                .await;
+                assert_eq!(status, 200, "kind change");
+            }
+        }
+        if step % 30 == 29 {
+            assert_aggregate_is_exact(&db, &format!("after step {step}")).await;
+        }
+    }
+
+    // Assert
+    assert!(referrals.len() > 10, "the sequence made referrals: {}", referrals.len());
+    assert_aggregate_is_exact(&db, "at the end").await;
+    demand::compact(&db).await.unwrap();
+    assert_aggregate_is_exact(&db, "after compaction").await;
+    demand::compact(&db).await.unwrap();
+    assert_aggregate_is_exact(&db, "after a second compaction").await;
+    demand::rebuild(&db).await.unwrap();
+    assert_aggregate_is_exact(&db, "after a rebuild").await;
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_referral_posts_for_one_client_keep_the_aggregate_exact() {
+    // Arrange: one client, and as many measures as concurrent POSTs (one
+    // active referral per client and measure).
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let provider = fx::provider(&app).await;
+    let mut measures = Vec::new();
+    for i in 0..8 {
+        let extra = json!({"kind": KINDS[i % KINDS.len()], "title": format!("Kurs {i}")});
+        measures.push(fx::id(&fx::measure(&app, &provider.id, 50, extra).await));
+    }
+    let client = id_of(&app.create_client(&caseworker(), &client_body_with(json!({"external_id": null}))).await);
+    let other = id_of(&app.create_client(&caseworker(), &client_body_with(json!({"external_id": null}))).await);
+
+    // Act: all at once, plus the other client (same cells) in between.
+    let posts = measures.iter().flat_map(|m| {
+        [&client, &other].map(|c| {
+            let body = json!({"client_id": c, "measure_id": m});
+            let app = &app;
+            async move { app.post(REFERRALS, &caseworker(), &body).await.status().as_u16() }
+        })
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+
+    // Assert
+    assert!(statuses.iter().all(|s| *s == 201), "every POST created: {statuses:?}");
+    assert_aggregate_is_exact(&db, "after concurrent POSTs").await;
+    let groups = statistics::demand_referrals(&db, None, None, None, splits()[0]).await.unwrap();
+    assert_eq!(groups.iter().map(|g| g.cell.count).sum::<u64>(), 16);
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_record_key_changed_by_hand_makes_the_next_read_rebuild_the_aggregate() {
+    // Arrange
+    let app = spawn_app().await;
+    let db = app.db().await;
+    let provider = fx::provider(&app).await;
+    let measure = fx::measure(&app, &provider.id, 10, json!({})).await;
+    let client = id_of(&app.create_client(&caseworker(), &client_body_with(json!({"external_id": null}))).await);
+    app.create(REFERRALS, &caseworker(), &json!({"client_id": client, "measure_id": fx::id(&measure)})).await;
+
+    // Act: the key changes outside the service (a repair script, a test).
+    crate::statistics_privacy::set_all_record_keys(&app, 7).await;
+    let res = app.get("/api/v1/statistics/demand?group_by=district", &Caller::new("analyst")).await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    assert_aggregate_is_exact(&db, "after the read rebuilt it").await;
+    db.close().await.unwrap();
+}
