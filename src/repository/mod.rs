@@ -1,6 +1,7 @@
 //! The only place that writes queries. Models become domain/DTO values here
 //! and database errors become `ApiError`s here, via [`constraint`].
 pub mod audit;
+pub mod bulk;
 pub mod change_feed;
 pub mod clients;
 pub mod consultations;

@@ -1,0 +1,209 @@
+//! Bulk writing (`ostwerk seed` at city scale): many rows of one entity per
+//! round trip, without the per-batch cost of the ORM's `insert_many`.
+//!
+//! The rows are the same [`ActiveModelTrait`] values the rest of the code
+//! writes, so the seeder keeps one notion of what a row holds; only the way
+//! they reach the database differs per backend:
+//! - PostgreSQL: `COPY … FROM STDIN` (text format) inside one transaction.
+//!   Building a 1 000-row `INSERT` string and having the server parse and
+//!   plan it per batch was most of the seeder's time; `COPY` streams the
+//!   values and the server only converts them.
+//! - SQLite: multi-row `INSERT`s whose SQL text depends only on the table
+//!   and the number of rows, so the driver's statement cache prepares each
+//!   shape once and the batches only bind values.
+//!
+//! Both keep the caller's transaction boundaries: what is consistent after
+//! a commit with `insert_many` is consistent after a commit here.
+use std::fmt::Write as _;
+
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityName,
+    EntityTrait, IdenStatic, Iterable, RuntimeErr, Statement, StatementBuilder, TransactionTrait, Value,
+    sea_query::{PostgresQueryBuilder, QueryStatementWriter},
+    sqlx,
+};
+
+/// Bind parameters per SQLite statement: below the 32 766 SQLite allows.
+const SQLITE_MAX_PARAMS: usize = 30_000;
+/// Rows per SQLite statement at most (bigger statements gain nothing).
+const SQLITE_MAX_ROWS: usize = 1_000;
+/// Bytes of `COPY` data per message to the server.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A transaction for bulk writes.
+pub enum BulkTxn {
+    /// sqlx's own transaction: `COPY` needs the driver's connection, which a
+    /// sea-orm transaction does not hand out.
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(DatabaseTransaction),
+}
+
+fn sqlx_err(err: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(err.into()))
+}
+
+impl BulkTxn {
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => {
+                Ok(Self::Postgres(db.get_postgres_connection_pool().begin().await.map_err(sqlx_err)?))
+            }
+            _ => Ok(Self::Sqlite(db.begin().await?)),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            Self::Postgres(txn) => txn.commit().await.map_err(sqlx_err),
+            Self::Sqlite(txn) => txn.commit().await,
+        }
+    }
+
+    /// Runs one statement (e.g. the counter update of a batch). On
+    /// PostgreSQL the values are inlined by sea-query (escaped as literals):
+    /// the statement runs on sqlx's connection, which takes no sea-query
+    /// values.
+    pub async fn execute<S: QueryStatementWriter + StatementBuilder>(&mut self, stmt: &S) -> Result<(), DbErr> {
+        match self {
+            Self::Postgres(txn) => {
+                let sql = stmt.to_string(PostgresQueryBuilder);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut **txn).await.map_err(sqlx_err)?;
+            }
+            Self::Sqlite(txn) => {
+                txn.execute(stmt).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` (each with the same columns set, as `insert_many`
+    /// requires too). No `RETURNING`: the caller made the ids.
+    pub async fn insert<A: ActiveModelTrait>(&mut self, rows: &[A]) -> Result<(), DbErr> {
+        let Some(first) = rows.first() else { return Ok(()) };
+        let columns: Vec<<A::Entity as EntityTrait>::Column> =
+            <A::Entity as EntityTrait>::Column::iter().filter(|c| first.get(*c).is_set()).collect();
+        let table = A::Entity::default().table_name().to_owned();
+        let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.as_str())).collect();
+        let values = |row: &A| -> Result<Vec<Value>, DbErr> {
+            columns
+                .iter()
+                .map(|c| {
+                    row.get(*c).into_value().ok_or_else(|| {
+                        DbErr::Custom(format!("bulk insert into {table}: column {} not set in every row", c.as_str()))
+                    })
+                })
+                .collect()
+        };
+        match self {
+            Self::Postgres(txn) => {
+                let mut copy = txn
+                    .copy_in_raw(&format!("COPY \"{table}\" ({}) FROM STDIN", names.join(", ")))
+                    .await
+                    .map_err(sqlx_err)?;
+                let mut buf = String::with_capacity(COPY_CHUNK + 4096);
+                for row in rows {
+                    for (i, value) in values(row)?.iter().enumerate() {
+                        if i > 0 {
+                            buf.push('\t');
+                        }
+                        copy_text(&mut buf, value)?;
+                    }
+                    buf.push('\n');
+                    if buf.len() >= COPY_CHUNK {
+                        copy.send(buf.as_bytes()).await.map_err(sqlx_err)?;
+                        buf.clear();
+                    }
+                }
+                if !buf.is_empty() {
+                    copy.send(buf.as_bytes()).await.map_err(sqlx_err)?;
+                }
+                copy.finish().await.map_err(sqlx_err)?;
+            }
+            Self::Sqlite(txn) => {
+                let per_statement = (SQLITE_MAX_PARAMS / columns.len().max(1)).clamp(1, SQLITE_MAX_ROWS);
+                let one_row = format!("({})", vec!["?"; columns.len()].join(", "));
+                let head = format!("INSERT INTO \"{table}\" ({}) VALUES ", names.join(", "));
+                for chunk in rows.chunks(per_statement) {
+                    let sql = format!("{head}{}", vec![one_row.as_str(); chunk.len()].join(", "));
+                    let mut all = Vec::with_capacity(chunk.len() * columns.len());
+                    for row in chunk {
+                        all.extend(values(row)?);
+                    }
+                    txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, all)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One value in `COPY`'s text format: `\N` for NULL, backslash escapes for
+/// the characters the format reserves. Timestamps with microseconds and an
+/// explicit UTC offset, as sqlx binds them (PostgreSQL keeps microseconds).
+fn copy_text(buf: &mut String, value: &Value) -> Result<(), DbErr> {
+    let written = match value {
+        Value::Bool(Some(v)) => {
+            buf.push(if *v { 't' } else { 'f' });
+            Ok(())
+        }
+        Value::SmallInt(Some(v)) => write!(buf, "{v}"),
+        Value::Int(Some(v)) => write!(buf, "{v}"),
+        Value::BigInt(Some(v)) => write!(buf, "{v}"),
+        Value::Uuid(Some(v)) => write!(buf, "{}", v.hyphenated()),
+        Value::ChronoDate(Some(v)) => write!(buf, "{}", v.format("%Y-%m-%d")),
+        Value::ChronoDateTimeUtc(Some(v)) => {
+            buf.push_str(&v.to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+            Ok(())
+        }
+        Value::String(Some(s)) => {
+            escape(buf, s);
+            Ok(())
+        }
+        Value::Json(Some(json)) => {
+            escape(buf, &serde_json::to_string(json).map_err(|e| DbErr::Custom(e.to_string()))?);
+            Ok(())
+        }
+        Value::Bool(None)
+        | Value::SmallInt(None)
+        | Value::Int(None)
+        | Value::BigInt(None)
+        | Value::Uuid(None)
+        | Value::ChronoDate(None)
+        | Value::ChronoDateTimeUtc(None)
+        | Value::String(None)
+        | Value::Json(None) => {
+            buf.push_str("\\N");
+            Ok(())
+        }
+        other => return Err(DbErr::Custom(format!("bulk insert: no COPY text for {other:?}"))),
+    };
+    written.map_err(|e| DbErr::Custom(format!("bulk insert: {e}")))
+}
+
+fn escape(buf: &mut String, s: &str) {
+    for ch in s.chars() {
+        match ch {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves_and_writes_null_as_backslash_n() {
+        let mut buf = String::new();
+        copy_text(&mut buf, &Value::String(Some("a\tb\\c\nd\re".into()))).unwrap();
+        buf.push('|');
+        copy_text(&mut buf, &Value::String(None)).unwrap();
+        buf.push('|');
+        copy_text(&mut buf, &Value::Json(Some(Box::new(serde_json::json!({"s": "x\ty"}))))).unwrap();
+        assert_eq!(buf, "a\\tb\\\\c\\nd\\re|\\N|{\"s\":\"x\\\\ty\"}");
+    }
+}
