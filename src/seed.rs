@@ -626,6 +626,13 @@ async fn demo_referrals(
 /// service path. Batches are made on a blocking thread one ahead of the
 /// writer, so building rows overlaps with the database's work.
 pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
+    let before = repository::bulk::begin_load(db).await?;
+    let result = bulk_load(db, clients, referrals_wanted).await;
+    repository::bulk::end_load(db, before).await?;
+    result
+}
+
+async fn bulk_load(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
     let rng = StdRng::seed_from_u64(clients as u64 ^ 0x05_7e_4b);
     let (_, audit) = seed_principal();
     let today = now().date_naive();
@@ -633,13 +640,22 @@ pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usi
     let mut ids = Vec::with_capacity(clients);
     let mut active = Vec::with_capacity(clients);
     let mut batches = Ahead::new(rng, clients, CLIENTS_PER_TXN, move |rng, range| client_batch(rng, range, today));
+    let mut writing = Writers::new(db);
     while let Some(batch) = batches.next().await? {
-        let mut txn = BulkTxn::begin(db).await?;
-        repository::clients::insert_bulk(&mut txn, &audit, &batch.ids, &batch.rows).await?;
-        txn.commit().await?;
+        // Ids in batch order, whatever order the transactions commit in.
         active.extend(batch.ids.iter().zip(&batch.active).filter(|(_, a)| **a).map(|(id, _)| *id));
-        ids.extend(batch.ids);
+        ids.extend(batch.ids.iter().copied());
+        let audit = audit.clone();
+        writing
+            .spawn(move |db| async move {
+                let mut txn = BulkTxn::begin(&db).await?;
+                repository::clients::insert_bulk(&mut txn, &audit, &batch.ids, &batch.rows).await?;
+                txn.commit().await?;
+                Ok(batch.ids.len())
+            })
+            .await?;
     }
+    writing.finish().await?;
     let mut rng = batches.into_rng().await?;
     let clients_took = started.elapsed();
 
@@ -656,6 +672,58 @@ pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usi
         clients_took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Transactions of the bulk seeder written at once. PostgreSQL checks the
+/// foreign keys and maintains the indexes of each row in the backend that
+/// writes it (most of the seeding time), so two connections use both cores;
+/// SQLite has one writer (and this pool one connection).
+const PG_WRITERS: usize = 2;
+
+/// The seeder's transactions, up to [`PG_WRITERS`] at a time, each on its
+/// own task (so a transaction progresses while the next batch is made).
+/// Each returns how many rows it wrote; the first failure ends the seeding
+/// (the transactions still running are aborted and roll back).
+struct Writers {
+    db: DatabaseConnection,
+    limit: usize,
+    running: tokio::task::JoinSet<anyhow::Result<usize>>,
+    written: usize,
+}
+
+impl Writers {
+    fn new(db: &DatabaseConnection) -> Self {
+        let limit = if db.get_database_backend() == sea_orm::DbBackend::Postgres { PG_WRITERS } else { 1 };
+        Self { db: db.clone(), limit, running: tokio::task::JoinSet::new(), written: 0 }
+    }
+
+    /// Starts `write` once fewer than the limit are running.
+    async fn spawn<F, Fut>(&mut self, write: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(DatabaseConnection) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<usize>> + Send + 'static,
+    {
+        while self.running.len() >= self.limit {
+            self.join_one().await?;
+        }
+        self.running.spawn(write(self.db.clone()));
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> anyhow::Result<()> {
+        if let Some(done) = self.running.join_next().await {
+            self.written += done.context("seed writer")??;
+        }
+        Ok(())
+    }
+
+    /// Waits for every transaction; the rows written in all.
+    async fn finish(mut self) -> anyhow::Result<usize> {
+        while !self.running.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(self.written)
+    }
 }
 
 /// Clients per transaction of [`bulk`].
@@ -860,28 +928,36 @@ pub async fn bulk_referrals(
         move |rng: &mut StdRng, range: std::ops::Range<usize>| referral_batch(rng, &context, range)
     };
     let mut batches = Ahead::new(rng.clone(), wanted, REFERRALS_PER_TXN, make);
-    let mut made = 0;
+    let mut writing = Writers::new(db);
     while let Some(batch) = batches.next().await? {
         let batch = batch?;
-        let mut txn = BulkTxn::begin(db).await?;
-        txn.insert(&batch.rows).await?;
-        txn.insert(&batch.events).await?;
-        for (measure_id, (seats, waitlist)) in measures.iter().zip(&batch.counters) {
-            if *seats == 0 && *waitlist == 0 {
-                continue;
-            }
-            let update = measure::Entity::update_many()
-                .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(*seats))
-                .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(*waitlist))
-                .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
-                .col_expr(measure::Column::UpdatedAt, Expr::value(now()))
-                .filter(measure::Column::Id.eq(*measure_id))
-                .into_query();
-            txn.execute(&update).await?;
-        }
-        txn.commit().await.context("commit")?;
-        made += batch.rows.len();
+        let measures = measures.clone();
+        writing
+            .spawn(move |db| async move {
+                let mut txn = BulkTxn::begin(&db).await?;
+                txn.insert(&batch.rows).await?;
+                txn.insert(&batch.events).await?;
+                // Always in the same measure order: concurrent batches wait
+                // for each other's counter rows, never deadlock on them.
+                for (measure_id, (seats, waitlist)) in measures.iter().zip(&batch.counters) {
+                    if *seats == 0 && *waitlist == 0 {
+                        continue;
+                    }
+                    let update = measure::Entity::update_many()
+                        .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(*seats))
+                        .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(*waitlist))
+                        .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
+                        .col_expr(measure::Column::UpdatedAt, Expr::value(now()))
+                        .filter(measure::Column::Id.eq(*measure_id))
+                        .into_query();
+                    txn.execute(&update).await?;
+                }
+                txn.commit().await.context("commit")?;
+                Ok(batch.rows.len())
+            })
+            .await?;
     }
+    let made = writing.finish().await?;
     *rng = batches.into_rng().await?;
     Ok(made)
 }
