@@ -438,8 +438,13 @@ async fn bulk_seeded_data_keeps_every_invariant() {
 /// events are what the service would have written.
 #[tokio::test]
 async fn seed_cli_writes_clients_audit_events_referrals_and_counters_that_agree() {
-    // Arrange
-    let app = spawn_app().await;
+    // Arrange: the server's expiry job would add `expire` events to the
+    // seeded open referrals (created up to three years ago); not within ten years.
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut ostwerk::config::Settings| s.referral_expiry_days = 3_650)),
+        ..Options::default()
+    })
+    .await;
 
     // Act
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ostwerk"))
