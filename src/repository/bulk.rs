@@ -4,10 +4,11 @@
 //! The rows are the same [`ActiveModelTrait`] values the rest of the code
 //! writes, so the seeder keeps one notion of what a row holds; only the way
 //! they reach the database differs per backend:
-//! - PostgreSQL: `COPY … FROM STDIN` (text format) inside one transaction.
-//!   Building a 1 000-row `INSERT` string and having the server parse and
-//!   plan it per batch was most of the seeder's time; `COPY` streams the
-//!   values and the server only converts them.
+//! - PostgreSQL: `COPY … FROM STDIN` (text format) inside the caller's
+//!   transaction: no SQL text per batch to build, send, parse and plan, only
+//!   the values. 100 000 clients + 1 000 000 referrals took 215 s with
+//!   1 000-row `INSERT`s through the ORM and 89 s with `COPY` on the same
+//!   single connection (docs/BENCHMARKS.md).
 //! - SQLite: multi-row `INSERT`s whose SQL text depends only on the table
 //!   and the number of rows, so the driver's statement cache prepares each
 //!   shape once and the batches only bind values.
@@ -25,16 +26,17 @@ use sea_orm::{
 
 /// Bind parameters per SQLite statement: below the 32 766 SQLite allows.
 const SQLITE_MAX_PARAMS: usize = 30_000;
-/// Rows per SQLite statement at most (bigger statements gain nothing).
+/// Rows per SQLite statement at most (as the ORM path wrote them; not tuned).
 const SQLITE_MAX_ROWS: usize = 1_000;
-/// Bytes of `COPY` data per message to the server.
+/// Bytes of `COPY` data per `CopyData` message to the server (messages need
+/// not end at a row boundary).
 const COPY_CHUNK: usize = 1 << 20;
 
 /// SQLite page cache for a bulk load, in KiB (`PRAGMA cache_size` takes
 /// negative numbers as KiB). The default 2 MiB holds almost nothing of the
 /// indexes on `referrals` and `referral_events`, so a load of 10⁶ rows
-/// spends most of its time re-reading index pages from the OS; 256 MiB keeps
-/// their hot parts in the connection. Only the cache: synchronous commits,
+/// keeps re-reading index pages from the OS (139 s against 72–86 s with
+/// 256 MiB, docs/BENCHMARKS.md). Only the cache: synchronous commits,
 /// the journal and secure deletion stay as they are.
 const SQLITE_BULK_CACHE_KIB: i64 = 256 * 1024;
 
@@ -128,26 +130,25 @@ impl BulkTxn {
         };
         match self {
             Self::Postgres(txn) => {
+                // The whole batch as text first (a few MB at most): a value
+                // that cannot be written then fails before `COPY` starts,
+                // not halfway through it.
+                let mut data = String::with_capacity(rows.len() * 64 * columns.len());
+                for row in rows {
+                    for (i, value) in values(row)?.iter().enumerate() {
+                        if i > 0 {
+                            data.push('\t');
+                        }
+                        copy_text(&mut data, value)?;
+                    }
+                    data.push('\n');
+                }
                 let mut copy = txn
                     .copy_in_raw(&format!("COPY \"{table}\" ({}) FROM STDIN", names.join(", ")))
                     .await
                     .map_err(sqlx_err)?;
-                let mut buf = String::with_capacity(COPY_CHUNK + 4096);
-                for row in rows {
-                    for (i, value) in values(row)?.iter().enumerate() {
-                        if i > 0 {
-                            buf.push('\t');
-                        }
-                        copy_text(&mut buf, value)?;
-                    }
-                    buf.push('\n');
-                    if buf.len() >= COPY_CHUNK {
-                        copy.send(buf.as_bytes()).await.map_err(sqlx_err)?;
-                        buf.clear();
-                    }
-                }
-                if !buf.is_empty() {
-                    copy.send(buf.as_bytes()).await.map_err(sqlx_err)?;
+                for chunk in data.as_bytes().chunks(COPY_CHUNK) {
+                    copy.send(chunk).await.map_err(sqlx_err)?;
                 }
                 copy.finish().await.map_err(sqlx_err)?;
             }

@@ -530,6 +530,27 @@ async fn seed_cli_writes_clients_audit_events_referrals_and_counters_that_agree(
 }
 
 #[tokio::test]
+async fn the_bulk_seeder_gives_the_sqlite_connection_its_page_cache_back() {
+    if is_postgres() {
+        return; // nothing changed on PostgreSQL
+    }
+    // Arrange: one connection, as the server's pool (the pragma is per connection).
+    let app = spawn_app().await;
+    let mut options = sea_orm::ConnectOptions::new(app.database_url.clone());
+    options.max_connections(1).min_connections(1);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    let cache = |db: DatabaseConnection| async move {
+        let r = &rows(&db, "PRAGMA cache_size").await[0];
+        r.try_get_by_index::<i64>(0).unwrap()
+    };
+    let before = cache(db.clone()).await;
+    // Act
+    ostwerk::seed::bulk(&db, 30, 200).await.expect("seeded");
+    // Assert
+    assert_eq!(cache(db).await, before);
+}
+
+#[tokio::test]
 async fn the_key_factor_backfill_in_sql_equals_the_fold_in_rust() {
     // Arrange: referrals written by the service, then their factors cleared.
     let app = spawn_app().await;
