@@ -24,7 +24,7 @@ use crate::{
         values::{Address, Contact},
     },
     http::IfMatch,
-    repository::{self, consultations::Subject},
+    repository::{self, bulk::BulkTxn, consultations::Subject},
     service::referrals::{self, ReferralRequest, TransitionRequest},
 };
 
@@ -619,35 +619,44 @@ async fn demo_referrals(
 }
 
 /// `--clients N --referrals M`: bulk data for benchmarks. Clients go in
-/// batches of 1000 through the repository (audited like any create);
-/// referrals, their events and the measure counters are written directly
-/// in multi-row batches ([`bulk_referrals`]), not through the per-request
-/// service path.
+/// batches of [`CLIENTS_PER_TXN`], each with its `client.create` audit
+/// events (the rows `repository::clients::insert_many` writes, through
+/// [`BulkTxn`]); referrals, their events and the measure counters are
+/// written directly ([`bulk_referrals`]), not through the per-request
+/// service path. Batches are made on a blocking thread one ahead of the
+/// writer, so building rows overlaps with the database's work.
 pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
-    let mut rng = StdRng::seed_from_u64(clients as u64 ^ 0x05_7e_4b);
+    let before = repository::bulk::begin_load(db).await?;
+    let result = bulk_load(db, clients, referrals_wanted).await;
+    repository::bulk::end_load(db, before).await?;
+    result
+}
+
+async fn bulk_load(db: &DatabaseConnection, clients: usize, referrals_wanted: usize) -> anyhow::Result<String> {
+    let rng = StdRng::seed_from_u64(clients as u64 ^ 0x05_7e_4b);
     let (_, audit) = seed_principal();
     let today = now().date_naive();
     let started = std::time::Instant::now();
     let mut ids = Vec::with_capacity(clients);
     let mut active = Vec::with_capacity(clients);
-    let mut n = 0;
-    while n < clients {
-        let size = (clients - n).min(1000);
-        let batch: Vec<ClientFields> = (n..n + size)
-            .map(|i| {
-                let mut c = client(&mut rng, i, today);
-                c.external_id = Some(format!("LOAD-{}-{i:07}", &new_id().simple().to_string()[..8]));
-                c
+    let mut batches = Ahead::new(rng, clients, CLIENTS_PER_TXN, move |rng, range| client_batch(rng, range, today));
+    let mut writing = Writers::new(db);
+    while let Some(batch) = batches.next().await? {
+        // Ids in batch order, whatever order the transactions commit in.
+        active.extend(batch.ids.iter().zip(&batch.active).filter(|(_, a)| **a).map(|(id, _)| *id));
+        ids.extend(batch.ids.iter().copied());
+        let audit = audit.clone();
+        writing
+            .spawn(move |db| async move {
+                let mut txn = BulkTxn::begin(&db).await?;
+                repository::clients::insert_bulk(&mut txn, &audit, &batch.ids, &batch.rows).await?;
+                txn.commit().await?;
+                Ok(batch.ids.len())
             })
-            .collect();
-        let txn = db.begin().await?;
-        let batch_ids = repository::clients::insert_many(&txn, &audit, "office", &batch).await?;
-        txn.commit().await?;
-        active
-            .extend(batch_ids.iter().zip(&batch).filter(|(_, c)| c.status == ClientStatus::Active).map(|(id, _)| *id));
-        ids.extend(batch_ids);
-        n += size;
+            .await?;
     }
+    writing.finish().await?;
+    let mut rng = batches.into_rng().await?;
     let clients_took = started.elapsed();
 
     let mut made = 0;
@@ -657,12 +666,141 @@ pub async fn bulk(db: &DatabaseConnection, clients: usize, referrals_wanted: usi
         }
         made = bulk_referrals(db, &mut rng, &active, referrals_wanted).await?;
     }
+    // Bulk rows bypass the per-client upkeep of the demand aggregate: the
+    // first statistics read rebuilds it (`demand::ensure_fresh`).
+    repository::demand::mark_stale(db).await?;
     Ok(format!(
         "{} clients in {:.1} s, {made} referrals in {:.1} s total",
         ids.len(),
         clients_took.as_secs_f64(),
         started.elapsed().as_secs_f64()
     ))
+}
+
+/// Transactions of the bulk seeder written at once. PostgreSQL checks the
+/// foreign keys and maintains the indexes of each row in the backend that
+/// writes it (most of the seeding time), so two connections use both cores;
+/// SQLite has one writer (and this pool one connection).
+const PG_WRITERS: usize = 2;
+
+/// The seeder's transactions, up to [`PG_WRITERS`] at a time, each on its
+/// own task (so a transaction progresses while the next batch is made).
+/// Each returns how many rows it wrote; the first failure ends the seeding
+/// (the transactions still running are aborted and roll back).
+struct Writers {
+    db: DatabaseConnection,
+    limit: usize,
+    running: tokio::task::JoinSet<anyhow::Result<usize>>,
+    written: usize,
+}
+
+impl Writers {
+    fn new(db: &DatabaseConnection) -> Self {
+        let limit = if db.get_database_backend() == sea_orm::DbBackend::Postgres { PG_WRITERS } else { 1 };
+        Self { db: db.clone(), limit, running: tokio::task::JoinSet::new(), written: 0 }
+    }
+
+    /// Starts `write` once fewer than the limit are running.
+    async fn spawn<F, Fut>(&mut self, write: F) -> anyhow::Result<()>
+    where
+        F: FnOnce(DatabaseConnection) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<usize>> + Send + 'static,
+    {
+        while self.running.len() >= self.limit {
+            self.join_one().await?;
+        }
+        self.running.spawn(write(self.db.clone()));
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> anyhow::Result<()> {
+        if let Some(done) = self.running.join_next().await {
+            self.written += done.context("seed writer")??;
+        }
+        Ok(())
+    }
+
+    /// Waits for every transaction; the rows written in all.
+    async fn finish(mut self) -> anyhow::Result<usize> {
+        while !self.running.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(self.written)
+    }
+}
+
+/// Clients per transaction of [`bulk`].
+const CLIENTS_PER_TXN: usize = 1_000;
+
+/// One transaction's clients: ids, rows, and which are active (only those
+/// get referrals).
+struct ClientBatch {
+    ids: Vec<Uuid>,
+    rows: Vec<crate::entities::client::ActiveModel>,
+    active: Vec<bool>,
+}
+
+fn client_batch(rng: &mut StdRng, range: std::ops::Range<usize>, today: NaiveDate) -> ClientBatch {
+    let fields: Vec<ClientFields> = range
+        .map(|i| {
+            let mut c = client(rng, i, today);
+            c.external_id = Some(format!("LOAD-{}-{i:07}", &new_id().simple().to_string()[..8]));
+            c
+        })
+        .collect();
+    let (ids, rows) = repository::clients::new_rows("office", &fields);
+    ClientBatch { ids, rows, active: fields.iter().map(|c| c.status == ClientStatus::Active).collect() }
+}
+
+/// Batches of `total` items made by `make` on a blocking thread, one batch
+/// ahead of the caller: while the caller writes batch `k`, batch `k + 1` is
+/// being made. The random generator passes from batch to batch in order,
+/// so the data is the same as made in one loop.
+struct Ahead<T, F> {
+    make: std::sync::Arc<F>,
+    total: usize,
+    size: usize,
+    pending: Option<tokio::task::JoinHandle<(StdRng, usize, T)>>,
+    rng: Option<StdRng>,
+}
+
+impl<T, F> Ahead<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&mut StdRng, std::ops::Range<usize>) -> T + Send + Sync + 'static,
+{
+    fn new(rng: StdRng, total: usize, size: usize, make: F) -> Self {
+        let mut ahead = Self { make: std::sync::Arc::new(make), total, size: size.max(1), pending: None, rng: None };
+        ahead.start(rng, 0);
+        ahead
+    }
+
+    fn start(&mut self, mut rng: StdRng, from: usize) {
+        if from >= self.total {
+            self.rng = Some(rng);
+            return;
+        }
+        let to = (from + self.size).min(self.total);
+        let make = self.make.clone();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            let batch = make(&mut rng, from..to);
+            (rng, to, batch)
+        }));
+    }
+
+    /// The next batch; the one after it is started before this returns.
+    async fn next(&mut self) -> anyhow::Result<Option<T>> {
+        let Some(pending) = self.pending.take() else { return Ok(None) };
+        let (rng, to, batch) = pending.await.context("making a seed batch")?;
+        self.start(rng, to);
+        Ok(Some(batch))
+    }
+
+    /// The generator after the last batch.
+    async fn into_rng(mut self) -> anyhow::Result<StdRng> {
+        while self.next().await?.is_some() {}
+        self.rng.context("seed batches not finished")
+    }
 }
 
 /// Where seeded referrals end up, as the actions that lead there from
@@ -709,9 +847,23 @@ fn end_status(actions: &[ReferralAction]) -> Option<ReferralStatus> {
 /// Referrals per transaction; each transaction also moves the measure
 /// counters of its referrals, so the data is consistent after every commit.
 const REFERRALS_PER_TXN: usize = 5_000;
-/// Rows per `INSERT` (bind parameters stay below SQLite's 32 766).
-const REFERRAL_ROWS: usize = 1_000;
-const EVENT_ROWS: usize = 3_000;
+
+/// One transaction's referrals, their events, and how much each measure's
+/// `seats_taken` and `waitlisted` move.
+struct ReferralBatch {
+    rows: Vec<crate::entities::referral::ActiveModel>,
+    events: Vec<crate::entities::referral_event::ActiveModel>,
+    counters: Vec<(i32, i32)>,
+}
+
+/// What every seeded referral shares: where it goes, who made it, when.
+struct ReferralContext {
+    clients: Vec<Uuid>,
+    measures: Vec<Uuid>,
+    actor: String,
+    org: String,
+    at_now: chrono::DateTime<chrono::Utc>,
+}
 
 /// `wanted` referrals of `clients` (active ones) into 20 load-test measures,
 /// each with the events of its path and the seats and waitlist counters
@@ -725,12 +877,9 @@ pub async fn bulk_referrals(
     clients: &[Uuid],
     wanted: usize,
 ) -> anyhow::Result<usize> {
-    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, QueryFilter, sea_query::Expr};
+    use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, QueryFilter, QueryTrait, sea_query::Expr};
 
-    use crate::{
-        domain::{cell_key, referrals::counter_change},
-        entities::{measure, referral, referral_event},
-    };
+    use crate::entities::measure;
 
     let today = now().date_naive();
     let provider = ProviderFields {
@@ -770,116 +919,146 @@ pub async fn bulk_referrals(
     txn.commit().await?;
 
     let (principal, audit) = seed_principal();
-    let org = audit.actor_org.clone().unwrap_or_else(|| "office".to_owned());
-    let at_now = now();
-    let mut made = 0;
-    while made < wanted {
-        let size = (wanted - made).min(REFERRALS_PER_TXN);
-        let mut rows = Vec::with_capacity(size);
-        let mut events = Vec::with_capacity(size * 3);
-        let mut counters = vec![(0i32, 0i32); measures.len()];
-        for i in made..made + size {
-            let round = i / clients.len();
-            let m = round % measures.len();
-            let actions = path(rng, round >= measures.len());
-            let id = new_id();
-            let created =
-                at_now - Duration::days(rng.random_range(60..1_095)) - Duration::seconds(rng.random_range(0..86_400));
-            let mut at = created;
-            let mut status = ReferralStatus::Requested;
-            let (mut reason, mut rejected_by, mut outcome, mut outcome_on) = (None, None, None, None);
+    let context = std::sync::Arc::new(ReferralContext {
+        clients: clients.to_vec(),
+        measures: measures.clone(),
+        actor: principal.sub,
+        org: audit.actor_org.unwrap_or_else(|| "office".to_owned()),
+        at_now: now(),
+    });
+    let make = {
+        let context = context.clone();
+        move |rng: &mut StdRng, range: std::ops::Range<usize>| referral_batch(rng, &context, range)
+    };
+    let mut batches = Ahead::new(rng.clone(), wanted, REFERRALS_PER_TXN, make);
+    let mut writing = Writers::new(db);
+    while let Some(batch) = batches.next().await? {
+        let batch = batch?;
+        let measures = measures.clone();
+        writing
+            .spawn(move |db| async move {
+                let mut txn = BulkTxn::begin(&db).await?;
+                txn.insert(&batch.rows).await?;
+                txn.insert(&batch.events).await?;
+                // Always in the same measure order: concurrent batches wait
+                // for each other's counter rows, never deadlock on them.
+                for (measure_id, (seats, waitlist)) in measures.iter().zip(&batch.counters) {
+                    if *seats == 0 && *waitlist == 0 {
+                        continue;
+                    }
+                    let update = measure::Entity::update_many()
+                        .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(*seats))
+                        .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(*waitlist))
+                        .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
+                        .col_expr(measure::Column::UpdatedAt, Expr::value(now()))
+                        .filter(measure::Column::Id.eq(*measure_id))
+                        .into_query();
+                    txn.execute(&update).await?;
+                }
+                txn.commit().await.context("commit")?;
+                Ok(batch.rows.len())
+            })
+            .await?;
+    }
+    let made = writing.finish().await?;
+    *rng = batches.into_rng().await?;
+    Ok(made)
+}
+
+/// The referrals `range` of [`bulk_referrals`] (numbered from 0 over the
+/// whole run: the number picks client, measure and whether it is closed).
+fn referral_batch(
+    rng: &mut StdRng,
+    context: &ReferralContext,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<ReferralBatch> {
+    use sea_orm::ActiveValue::Set;
+
+    use crate::{
+        domain::{cell_key, referrals::counter_change},
+        entities::{referral, referral_event},
+    };
+
+    let ReferralContext { clients, measures, actor, org, at_now } = context;
+    let size = range.len();
+    let mut rows = Vec::with_capacity(size);
+    let mut events = Vec::with_capacity(size * 3);
+    let mut counters = vec![(0i32, 0i32); measures.len()];
+    for i in range {
+        let round = i / clients.len();
+        let m = round % measures.len();
+        let actions = path(rng, round >= measures.len());
+        let id = new_id();
+        let created =
+            *at_now - Duration::days(rng.random_range(60..1_095)) - Duration::seconds(rng.random_range(0..86_400));
+        let mut at = created;
+        let mut status = ReferralStatus::Requested;
+        let (mut reason, mut rejected_by, mut outcome, mut outcome_on) = (None, None, None, None);
+        events.push(referral_event::ActiveModel {
+            id: Set(new_id()),
+            referral_id: Set(id),
+            from_status: Set(None),
+            to_status: Set(status.as_str().to_owned()),
+            action: Set("create".to_owned()),
+            reason_code: Set(None),
+            reason_note: Set(None),
+            actor: Set(actor.clone()),
+            actor_org: Set(Some(org.clone())),
+            at: Set(created),
+        });
+        for action in actions {
+            let Some(to) = status.after(*action) else {
+                anyhow::bail!("seed path {actions:?} leaves the status machine");
+            };
+            at += Duration::days(rng.random_range(1..14));
+            let event_reason = action.needs_reason().then(|| pick(rng, ReasonCode::ALL).as_str().to_owned());
+            if event_reason.is_some() {
+                reason = event_reason.clone();
+            }
+            if *action == ReferralAction::Reject {
+                rejected_by = Some(pick(rng, &["provider", "client"]).to_owned());
+            }
+            if *action == ReferralAction::Complete {
+                outcome = Some(pick(rng, Outcome::ALL).as_str().to_owned());
+                outcome_on = Some(at.date_naive());
+            }
             events.push(referral_event::ActiveModel {
                 id: Set(new_id()),
                 referral_id: Set(id),
-                from_status: Set(None),
-                to_status: Set(status.as_str().to_owned()),
-                action: Set("create".to_owned()),
-                reason_code: Set(None),
+                from_status: Set(Some(status.as_str().to_owned())),
+                to_status: Set(to.as_str().to_owned()),
+                action: Set(action.as_str().to_owned()),
+                reason_code: Set(event_reason),
                 reason_note: Set(None),
-                actor: Set(principal.sub.clone()),
+                actor: Set(actor.clone()),
                 actor_org: Set(Some(org.clone())),
-                at: Set(created),
+                at: Set(at),
             });
-            for action in actions {
-                let Some(to) = status.after(*action) else {
-                    anyhow::bail!("seed path {actions:?} leaves the status machine");
-                };
-                at += Duration::days(rng.random_range(1..14));
-                let event_reason = action.needs_reason().then(|| pick(rng, ReasonCode::ALL).as_str().to_owned());
-                if event_reason.is_some() {
-                    reason = event_reason.clone();
-                }
-                if *action == ReferralAction::Reject {
-                    rejected_by = Some(pick(rng, &["provider", "client"]).to_owned());
-                }
-                if *action == ReferralAction::Complete {
-                    outcome = Some(pick(rng, Outcome::ALL).as_str().to_owned());
-                    outcome_on = Some(at.date_naive());
-                }
-                events.push(referral_event::ActiveModel {
-                    id: Set(new_id()),
-                    referral_id: Set(id),
-                    from_status: Set(Some(status.as_str().to_owned())),
-                    to_status: Set(to.as_str().to_owned()),
-                    action: Set(action.as_str().to_owned()),
-                    reason_code: Set(event_reason),
-                    reason_note: Set(None),
-                    actor: Set(principal.sub.clone()),
-                    actor_org: Set(Some(org.clone())),
-                    at: Set(at),
-                });
-                status = to;
-            }
-            let change = counter_change(ReferralStatus::Requested, status, true);
-            counters[m].0 += change.seats_taken;
-            counters[m].1 += change.waitlisted;
-            rows.push(referral::ActiveModel {
-                id: Set(id),
-                client_id: Set(clients[i % clients.len()]),
-                measure_id: Set(Some(measures[m])),
-                vacancy_id: Set(None),
-                external_id: Set(None),
-                referring_org: Set(org.clone()),
-                referred_by: Set(principal.sub.clone()),
-                note: Set(None),
-                status: Set(status.as_str().to_owned()),
-                reason_code: Set(reason),
-                reason_note: Set(None),
-                rejected_by: Set(rejected_by),
-                outcome: Set(outcome),
-                outcome_on: Set(outcome_on),
-                created_at: Set(created),
-                updated_at: Set(at),
-                version: Set(1 + i32::try_from(actions.len()).unwrap_or(0)),
-                key_factor: Set(i64::from(cell_key::key_factor(id.as_u128()))),
-            });
+            status = to;
         }
-        let txn = db.begin().await?;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(REFERRAL_ROWS).collect();
-            referral::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
-        }
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let chunk: Vec<_> = events.by_ref().take(EVENT_ROWS).collect();
-            referral_event::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
-        }
-        for (measure_id, (seats, waitlist)) in measures.iter().zip(&counters) {
-            if *seats == 0 && *waitlist == 0 {
-                continue;
-            }
-            measure::Entity::update_many()
-                .col_expr(measure::Column::SeatsTaken, Expr::col(measure::Column::SeatsTaken).add(*seats))
-                .col_expr(measure::Column::Waitlisted, Expr::col(measure::Column::Waitlisted).add(*waitlist))
-                .col_expr(measure::Column::Version, Expr::col(measure::Column::Version).add(1))
-                .col_expr(measure::Column::UpdatedAt, Expr::value(now()))
-                .filter(measure::Column::Id.eq(*measure_id))
-                .exec(&txn)
-                .await?;
-        }
-        txn.commit().await.context("commit")?;
-        made += size;
+        let change = counter_change(ReferralStatus::Requested, status, true);
+        counters[m].0 += change.seats_taken;
+        counters[m].1 += change.waitlisted;
+        rows.push(referral::ActiveModel {
+            id: Set(id),
+            client_id: Set(clients[i % clients.len()]),
+            measure_id: Set(Some(measures[m])),
+            vacancy_id: Set(None),
+            external_id: Set(None),
+            referring_org: Set(org.clone()),
+            referred_by: Set(actor.clone()),
+            note: Set(None),
+            status: Set(status.as_str().to_owned()),
+            reason_code: Set(reason),
+            reason_note: Set(None),
+            rejected_by: Set(rejected_by),
+            outcome: Set(outcome),
+            outcome_on: Set(outcome_on),
+            created_at: Set(created),
+            updated_at: Set(at),
+            version: Set(1 + i32::try_from(actions.len()).unwrap_or(0)),
+            key_factor: Set(i64::from(cell_key::key_factor(id.as_u128()))),
+        });
     }
-    Ok(made)
+    Ok(ReferralBatch { rows, events, counters })
 }

@@ -17,23 +17,28 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[Au
     if entries.is_empty() {
         return Ok(());
     }
+    Entity::insert_many(rows(ctx, entries)).exec_without_returning(db).await.map(|_| ()).map_err(write_failed)
+}
+
+/// The rows [`record`] writes for `entries` (also written by the bulk
+/// seeder, [`super::bulk`], so both paths store the same events).
+pub fn rows(ctx: &AuditContext, entries: &[AuditEntry]) -> Vec<ActiveModel> {
     let at = now();
-    Entity::insert_many(entries.iter().map(|e| ActiveModel {
-        id: Set(new_id()),
-        at: Set(at),
-        actor: Set(ctx.actor.clone()),
-        actor_org: Set(ctx.actor_org.clone()),
-        action: Set(e.action.to_owned()),
-        resource: Set(e.resource.to_owned()),
-        resource_id: Set(e.resource_id),
-        client_id: Set(e.client_id),
-        request_id: Set(ctx.request_id.clone()),
-        client_request_id: Set(ctx.client_request_id.clone()),
-    }))
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
-    .map_err(write_failed)
+    entries
+        .iter()
+        .map(|e| ActiveModel {
+            id: Set(new_id()),
+            at: Set(at),
+            actor: Set(ctx.actor.clone()),
+            actor_org: Set(ctx.actor_org.clone()),
+            action: Set(e.action.to_owned()),
+            resource: Set(e.resource.to_owned()),
+            resource_id: Set(e.resource_id),
+            client_id: Set(e.client_id),
+            request_id: Set(ctx.request_id.clone()),
+            client_request_id: Set(ctx.client_request_id.clone()),
+        })
+        .collect()
 }
 
 /// What a failed audit write becomes: it fails the request too (no read

@@ -2,6 +2,7 @@
 //! and database errors become `ApiError`s here, via [`constraint`].
 pub mod audit;
 pub mod audit_writer;
+pub mod bulk;
 pub mod change_feed;
 pub mod clients;
 pub mod consultations;

@@ -432,6 +432,124 @@ async fn bulk_seeded_data_keeps_every_invariant() {
     assert_eq!(res.status(), 200);
 }
 
+/// `ostwerk seed --clients 300 --referrals 3000` through the binary (the
+/// bulk writer: `COPY` on PostgreSQL, prepared multi-row `INSERT`s on
+/// SQLite): the counters, the event chains, the clients and their audit
+/// events are what the service would have written.
+#[tokio::test]
+async fn seed_cli_writes_clients_audit_events_referrals_and_counters_that_agree() {
+    // Arrange: the server's expiry job would add `expire` events to the
+    // seeded open referrals (created up to three years ago); not within ten years.
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut ostwerk::config::Settings| s.referral_expiry_days = 3_650)),
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ostwerk"))
+        .args(["seed", "--clients", "300", "--referrals", "3000"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("OSTWERK_LOG", "warn")
+        .env_remove("OSTWERK_JWT_SECRET")
+        .output()
+        .expect("ostwerk runs");
+
+    // Assert: the summary line, then the data.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("300 clients in ") && stdout.contains(", 3000 referrals in "), "{stdout}");
+    let db = app.db().await;
+    assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM clients").await, 300);
+    assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM referrals").await, 3_000);
+    // One `client.create` audit event per client, as `insert_many` writes them.
+    assert_eq!(count(&db, "SELECT COUNT(*) AS n FROM audit_events").await, 300);
+    let audited = count(
+        &db,
+        "SELECT COUNT(*) AS n FROM clients c JOIN audit_events a ON a.client_id = c.id AND a.resource_id = c.id \
+         WHERE a.action = 'client.create' AND a.resource = 'client' AND a.actor = 'ostwerk-seed' \
+         AND a.actor_org = 'office' AND a.client_request_id IS NULL",
+    )
+    .await;
+    assert_eq!(audited, 300, "clients without their create event");
+    assert_eq!(count(&db, "SELECT COUNT(DISTINCT request_id) AS n FROM audit_events").await, 1);
+    // Counters per measure equal the referrals holding a seat or a waitlist place.
+    for r in rows(
+        &db,
+        "SELECT m.seats_taken, m.waitlisted, \
+         (SELECT COUNT(*) FROM referrals r WHERE r.measure_id = m.id AND r.status IN ('accepted', 'in_progress')) AS seats, \
+         (SELECT COUNT(*) FROM referrals r WHERE r.measure_id = m.id AND r.status = 'on_hold') AS held \
+         FROM measures m",
+    )
+    .await
+    {
+        let (taken, seats): (i32, i64) = (r.try_get("", "seats_taken").unwrap(), r.try_get("", "seats").unwrap());
+        let (waitlisted, held): (i32, i64) = (r.try_get("", "waitlisted").unwrap(), r.try_get("", "held").unwrap());
+        assert_eq!((i64::from(taken), i64::from(waitlisted)), (seats, held));
+    }
+    assert_seeded_invariants(&db).await;
+    // Each referral's events are `create` and then one of the seeder's paths
+    // (event count = path length + 1), ending in the referral's status.
+    let paths: HashSet<&str> = [
+        "",
+        "waitlist",
+        "accept",
+        "accept,start",
+        "accept,start,complete",
+        "accept,start,fail",
+        "accept,fail",
+        "reject",
+        "cancel",
+        "accept,start,cancel",
+        "expire",
+    ]
+    .into();
+    let mut histories: HashMap<Uuid, Vec<String>> = HashMap::new();
+    for r in rows(&db, "SELECT referral_id, action FROM referral_events ORDER BY referral_id, at, id").await {
+        histories.entry(r.try_get("", "referral_id").unwrap()).or_default().push(r.try_get("", "action").unwrap());
+    }
+    assert_eq!(histories.len(), 3_000);
+    for (id, actions) in &histories {
+        assert_eq!(actions[0], "create", "{id}");
+        assert!(paths.contains(actions[1..].join(",").as_str()), "{id}: {actions:?}");
+    }
+    // What the bulk writer stored reads back through the API (JSON columns,
+    // timestamps, dates).
+    let client: Uuid = rows(&db, "SELECT id FROM clients WHERE status = 'active'").await[0].try_get("", "id").unwrap();
+    let body: Value = app.get(&format!("/api/v1/clients/{client}"), &admin()).await.json().await.unwrap();
+    assert_eq!(body["address"]["city"], "Leipzig", "{body}");
+    assert_eq!(body["consent"]["data_processing"], true, "{body}");
+    assert!(body["external_id"].as_str().unwrap().starts_with("LOAD-"), "{body}");
+    let done: Uuid =
+        rows(&db, "SELECT id FROM referrals WHERE status = 'completed'").await[0].try_get("", "id").unwrap();
+    let res = app.get(&format!("/api/v1/referrals/{done}/events"), &admin()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = app.get(&format!("/api/v1/referrals/{done}"), &admin()).await.json().await.unwrap();
+    assert_eq!(body["status"], "completed", "{body}");
+    assert!(body["outcome_on"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn the_bulk_seeder_gives_the_sqlite_connection_its_page_cache_back() {
+    if is_postgres() {
+        return; // nothing changed on PostgreSQL
+    }
+    // Arrange: one connection, as the server's pool (the pragma is per connection).
+    let app = spawn_app().await;
+    let mut options = sea_orm::ConnectOptions::new(app.database_url.clone());
+    options.max_connections(1).min_connections(1);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    let cache = |db: DatabaseConnection| async move {
+        let r = &rows(&db, "PRAGMA cache_size").await[0];
+        r.try_get_by_index::<i64>(0).unwrap()
+    };
+    let before = cache(db.clone()).await;
+    // Act
+    ostwerk::seed::bulk(&db, 30, 200).await.expect("seeded");
+    // Assert
+    assert_eq!(cache(db).await, before);
+}
+
 #[tokio::test]
 async fn the_key_factor_backfill_in_sql_equals_the_fold_in_rust() {
     // Arrange: referrals written by the service, then their factors cleared.
