@@ -285,8 +285,25 @@ pub async fn demand_table(
             stats::demand_referrals(db, district, q.from, q.to, split).await
         }
     };
-    let client_groups = clients(split).await?;
-    let referral_groups = referrals(split).await?;
+    // Split by kind or spread over target groups / occupation fields, a
+    // client or referral is in several groups: the totals count each once,
+    // from groups without any split (the plain variants of the aggregate).
+    // The client and the referral reads run side by side (two connections),
+    // so the answer waits for the longer, not for both.
+    let unsplit = DemandSplit::default();
+    let spread = split.target_groups || split.occupation_codes;
+    let client_reads = async {
+        let groups = clients(split).await?;
+        let totals = if split.measure_kind || spread { Some(clients(unsplit).await?) } else { None };
+        Ok::<_, sea_orm::DbErr>((groups, totals))
+    };
+    let referral_reads = async {
+        let groups = referrals(split).await?;
+        let totals = if spread { Some(referrals(unsplit).await?) } else { None };
+        Ok::<_, sea_orm::DbErr>((groups, totals))
+    };
+    let ((client_groups, client_totals), (referral_groups, referral_totals)) =
+        tokio::try_join!(client_reads, referral_reads)?;
     let measures = repository::measures::all(db).await?;
     let in_district = |d: &Option<String>| q.district.as_ref().is_none_or(|want| d.as_ref() == Some(want));
 
@@ -315,18 +332,7 @@ pub async fn demand_table(
             }
         }
     }
-    // Split by kind or spread over target groups / occupation fields, a
-    // client or referral is in several groups: the totals count each once,
-    // from groups without any split (the plain variants of the aggregate).
-    let unsplit = DemandSplit::default();
-    let total_groups = if split.measure_kind || split.target_groups || split.occupation_codes {
-        clients(unsplit).await?
-    } else {
-        client_groups
-    };
-    let referral_totals =
-        if split.target_groups || split.occupation_codes { referrals(unsplit).await? } else { referral_groups.clone() };
-    for g in &total_groups {
+    for g in client_totals.as_ref().unwrap_or(&client_groups) {
         totals.clients.merge(g.cell);
         if !g.served {
             totals.unserved_clients.merge(g.cell);
@@ -341,7 +347,7 @@ pub async fn demand_table(
             }
         }
     }
-    for g in &referral_totals {
+    for g in referral_totals.as_ref().unwrap_or(&referral_groups) {
         totals.referrals_active.merge(g.cell);
         if g.requested {
             totals.referrals_requested.merge(g.cell);
