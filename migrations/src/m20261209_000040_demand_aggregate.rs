@@ -4,10 +4,11 @@
 //! of changes to the sums, which the statistics read instead of grouping
 //! every client and referral on each request.
 //!
-//! The tables start filled for the data already there: the `INSERT …
-//! SELECT`s below are the service's per-client demand `GROUP BY`s as of
-//! this step (written out, so later changes to the service leave this step
-//! as it ran).
+//! The tables start empty and the aggregate marked stale (`demand_state`):
+//! the service's first demand read (or `repository::demand::rebuild`) fills
+//! them. The log is pre-spread in Rust (`repository::demand::spread`), which
+//! no SQL here could repeat, and a migration holding the service's `GROUP
+//! BY`s written out would drift from them.
 use sea_orm_migration::{prelude::*, schema::*, sea_orm::DatabaseBackend};
 
 use crate::m20261125_000002_registry::a;
@@ -19,8 +20,6 @@ const INDEXES: [(&str, &str); 2] = [
     ("ix_demand_cells_part_district_day", "demand_cells (part, district, day)"),
     ("ix_demand_contributions_client", "demand_contributions (client_id)"),
 ];
-
-const CELL: &str = "part, district, target_groups, occupation_codes, kind, flag, day";
 
 /// The cell columns of both tables.
 fn cell_columns(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
@@ -34,60 +33,6 @@ fn cell_columns(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
         .col(date_null(a("day")))
         .col(big_integer(a("n")))
         .col(big_integer(a("keys")))
-}
-
-/// Every client's contribution: `part, district, target_groups,
-/// occupation_codes, kind, flag, day, client_id, n, keys`.
-fn contributions(backend: DatabaseBackend) -> String {
-    let active = "'requested', 'on_hold', 'accepted', 'in_progress'";
-    let client_key = "(((c.record_key % 4294967296) + 4294967296) % 4294967296)";
-    let referral_key = format!(
-        "((({k} % 65536) * r.key_factor + ((({k} / 65536) * r.key_factor) % 65536) * 65536) % 4294967296)",
-        k = client_key
-    );
-    let day = match backend {
-        DatabaseBackend::Postgres => "CAST((r.created_at AT TIME ZONE 'UTC') AS DATE)",
-        _ => "date(r.created_at)",
-    };
-    let served = format!(
-        "CASE WHEN c.id IN (SELECT r.client_id FROM referrals r WHERE r.status IN ({active})) THEN 1 ELSE 0 END"
-    );
-    let clients = |kind: &str, join: &str| {
-        format!(
-            "SELECT c.district AS district, c.target_groups AS target_groups, c.occupation_codes AS occupation_codes, \
-             {kind} AS kind, {served} AS served, c.id AS client_id, COUNT(*) AS n, CAST(SUM({client_key}) AS BIGINT) AS keys \
-             FROM clients c{join} WHERE c.status = 'active' GROUP BY 1, 2, 3, 4, 5, 6"
-        )
-    };
-    let plain = clients("NULL", "");
-    let kinds = clients(
-        "k.kind",
-        &format!(
-            " LEFT JOIN (SELECT DISTINCT r.client_id AS client_id, m.kind AS kind FROM referrals r \
-             JOIN measures m ON m.id = r.measure_id WHERE r.status IN ({active})) k ON k.client_id = c.id"
-        ),
-    );
-    let referrals = |day: &str, group: &str| {
-        format!(
-            "SELECT c.district AS district, c.target_groups AS target_groups, c.occupation_codes AS occupation_codes, \
-             m.kind AS kind, CASE WHEN r.status = 'requested' THEN 1 ELSE 0 END AS requested, {day} AS day, \
-             c.id AS client_id, COUNT(*) AS n, CAST(SUM({referral_key}) AS BIGINT) AS keys \
-             FROM referrals r JOIN clients c ON c.id = r.client_id LEFT JOIN measures m ON m.id = r.measure_id \
-             WHERE r.status IN ({active}) GROUP BY {group}"
-        )
-    };
-    let by_day = referrals(day, "1, 2, 3, 4, 5, 6, 7");
-    let totals = referrals("CAST(NULL AS DATE)", "1, 2, 3, 4, 5, 7");
-    format!(
-        "SELECT 'client' AS part, district, target_groups, occupation_codes, kind, served AS flag, \
-         CAST(NULL AS DATE) AS day, client_id, n, keys FROM ({plain}) g1 \
-         UNION ALL SELECT 'client_kind', district, target_groups, occupation_codes, kind, served, \
-         CAST(NULL AS DATE), client_id, n, keys FROM ({kinds}) g2 \
-         UNION ALL SELECT 'referral', district, target_groups, occupation_codes, kind, requested, \
-         day, client_id, n, keys FROM ({by_day}) g3 \
-         UNION ALL SELECT 'referral_total', district, target_groups, occupation_codes, kind, requested, \
-         day, client_id, n, keys FROM ({totals}) g4"
-    )
 }
 
 /// The columns the record keys of the aggregate come from. The service
@@ -132,14 +77,6 @@ impl MigrationTrait for Migration {
         for (name, on) in INDEXES {
             db.execute_unprepared(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}")).await?;
         }
-        let select = contributions(manager.get_database_backend());
-        db.execute_unprepared(&format!("INSERT INTO demand_contributions ({CELL}, client_id, n, keys) {select}"))
-            .await?;
-        db.execute_unprepared(&format!(
-            "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, SUM(n), SUM(keys) FROM demand_contributions \
-             GROUP BY {CELL}"
-        ))
-        .await?;
         manager
             .create_table(
                 Table::create()
@@ -150,7 +87,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        db.execute_unprepared("INSERT INTO demand_state (id, stale) VALUES (1, 0)").await?;
+        db.execute_unprepared("INSERT INTO demand_state (id, stale) VALUES (1, 1)").await?;
         for sql in stale_triggers(manager.get_database_backend()) {
             db.execute_unprepared(&sql).await?;
         }

@@ -17,7 +17,20 @@
 //!   are always the full stored string (a read that does not split by them
 //!   drops them).
 //! - `demand_cells`: an append-only log of deltas (new contribution minus
-//!   old, zero rows dropped). A read sums it per cell. Appending instead of
+//!   old, zero rows dropped), **pre-spread** ([`spread`]): the parts read
+//!   without `from`/`to` (`client`, `client_kind`, `referral_total`) are
+//!   stored once per variant `<part>`, `<part>+tg`, `<part>+of`,
+//!   `<part>+tg+of`, in which a spread dimension holds ONE value (`|tg|`,
+//!   an occupation field as `|81|`) and a dimension not in the variant
+//!   `''`. A read thus sums a few rows per output cell (7 districts × ≈ 10
+//!   target groups × 13 fields × kinds) instead of one per distinct stored
+//!   `|a|b|` string (820 target-group strings at city scale), and the
+//!   service's spreading of the few groups it gets is trivial. The per-day
+//!   `referral` part keeps the full strings (its days multiply the rows;
+//!   reads with `from`/`to` use it and the service spreads as before).
+//!   The contributions keep the full strings (a third of the rows); a
+//!   refresh spreads the old and the new contribution and appends the
+//!   difference. A read sums the log per cell. Appending instead of
 //!   updating one shared row per cell keeps concurrent writers apart: two
 //!   referral POSTs for clients of the same district never wait for each
 //!   other. [`compact`] folds the log in the background so reads stay short.
@@ -30,9 +43,14 @@ use chrono::NaiveDate;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, TransactionTrait};
 use uuid::Uuid;
 
-use super::statistics::{
-    Binds, ClientGroup, DemandRows, DemandSplit, ReferralGroup, client_group, demand_clients_sql, demand_referrals_sql,
-    referral_group,
+use crate::domain::cell_key::Cell;
+
+use super::{
+    statistics::{
+        Binds, ClientGroup, DemandRows, DemandSplit, ReferralGroup, demand_clients_sql, demand_referrals_sql,
+        referral_group,
+    },
+    tags,
 };
 
 /// The unsplit client groups.
@@ -44,6 +62,17 @@ const PART_REFERRAL: &str = "referral";
 /// The same without the day (`day` NULL): reads without `from`/`to` sum a
 /// few rows per group instead of one per day.
 const PART_REFERRAL_TOTAL: &str = "referral_total";
+
+/// The parts of a contribution that are spread into variants in the log.
+const SPREAD_PARTS: [&str; 3] = [PART_CLIENT, PART_CLIENT_KIND, PART_REFERRAL_TOTAL];
+
+/// The name of the log variant of `part` spread over target groups and/or
+/// occupation fields (at most 20 characters, the column's width).
+fn variant(part: &str, target_groups: bool, occupation_fields: bool) -> String {
+    let tg = if target_groups { "+tg" } else { "" };
+    let of = if occupation_fields { "+of" } else { "" };
+    format!("{part}{tg}{of}")
+}
 
 /// The columns that make a cell (all but the counts `n` and `keys`).
 const CELL: &str = "part, district, target_groups, occupation_codes, kind, flag, day";
@@ -71,8 +100,8 @@ type Cells = BTreeMap<CellKey, Counts>;
 /// `client_id`): `part, district, target_groups, occupation_codes, kind,
 /// flag, day, [client_id,] n, keys`. The parts are the raw demand SQL.
 fn contribution_sql(binds: &mut Binds, rows: &DemandRows<'_>) -> String {
-    let full = DemandSplit { occupation_codes: true, measure_kind: false };
-    let kinds = DemandSplit { occupation_codes: true, measure_kind: true };
+    let full = DemandSplit { target_groups: true, occupation_codes: true, measure_kind: false };
+    let kinds = DemandSplit { target_groups: true, occupation_codes: true, measure_kind: true };
     let clients = demand_clients_sql(binds, full, rows);
     let client_kinds = demand_clients_sql(binds, kinds, rows);
     let referrals = demand_referrals_sql(binds, kinds, &DemandRows { by_day: true, ..*rows });
@@ -111,6 +140,54 @@ fn cells_of(rows: Vec<QueryResult>) -> Result<Cells, DbErr> {
         entry.1 += keys.unwrap_or(0);
     }
     Ok(cells)
+}
+
+/// One value per cell of a dimension spread in a variant (`|v|`, the stored
+/// tag format), or `''` once when the group has none or the variant does
+/// not spread it (the service turns `''` into the `None` cell).
+fn spread_values(spread: bool, values: Vec<String>) -> Vec<String> {
+    if !spread || values.is_empty() { vec![String::new()] } else { values.iter().map(|v| tags::join([v])).collect() }
+}
+
+/// The log rows of contribution cells: the `referral` part as it is, every
+/// other part once per variant (see the module doc), each spread row with
+/// the `n` and `keys` of its source group. Linear (the spread of a sum is
+/// the sum of the spreads), so refresh can diff spread contributions and
+/// rebuild can spread sums. The one function both use.
+fn spread(cells: &Cells) -> Cells {
+    let mut out = Cells::new();
+    let mut add = |key: CellKey, (n, keys): Counts| {
+        let entry = out.entry(key).or_default();
+        entry.0 += n;
+        entry.1 += keys;
+    };
+    for (key, counts) in cells {
+        if !SPREAD_PARTS.contains(&key.part.as_str()) {
+            add(key.clone(), *counts);
+            continue;
+        }
+        let groups = tags::split(key.target_groups.as_deref().unwrap_or(""));
+        let fields = tags::fields(key.occupation_codes.as_deref().unwrap_or(""));
+        for by_tg in [false, true] {
+            for by_of in [false, true] {
+                let part = variant(&key.part, by_tg, by_of);
+                for tg in spread_values(by_tg, groups.clone()) {
+                    for of in spread_values(by_of, fields.clone()) {
+                        let row = CellKey {
+                            part: part.clone(),
+                            target_groups: Some(tg.clone()),
+                            occupation_codes: Some(of),
+                            day: None,
+                            ..key.clone()
+                        };
+                        add(row, *counts);
+                    }
+                }
+            }
+        }
+    }
+    out.retain(|_, counts| *counts != (0, 0));
+    out
 }
 
 /// Inserts `cells` into `table` (`demand_cells`, or `demand_contributions`
@@ -172,8 +249,8 @@ pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), D
     if new == old {
         return Ok(());
     }
-    let mut delta = new.clone();
-    for (key, (n, keys)) in old {
+    let mut delta = spread(&new);
+    for (key, (n, keys)) in spread(&old) {
         let entry = delta.entry(key).or_default();
         entry.0 -= n;
         entry.1 -= keys;
@@ -228,12 +305,14 @@ pub async fn lock_measure(db: &impl ConnectionTrait, measure_id: Uuid) -> Result
 }
 
 /// `SELECT <cell columns>, SUM(n), SUM(keys) FROM demand_cells WHERE part = …`
-/// with the optional district filter.
+/// with the optional district filter, for the per-day `referral` part: it
+/// holds the full strings, dropped here when not asked for.
 fn read_sql(binds: &mut Binds, part: &str, split: DemandSplit, flag: &str, district: Option<&str>) -> String {
+    let groups = if split.target_groups { "target_groups" } else { "''" };
     let codes = if split.occupation_codes { "occupation_codes" } else { "''" };
     let kind = if split.measure_kind { "kind" } else { "NULL" };
     let mut sql = format!(
-        "SELECT district, target_groups, {codes} AS occupation_codes, {kind} AS kind, flag AS {flag}, \
+        "SELECT district, {groups} AS target_groups, {codes} AS occupation_codes, {kind} AS kind, flag AS {flag}, \
          CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(keys) AS BIGINT) AS keys FROM demand_cells WHERE part = '{part}'"
     );
     if let Some(d) = district {
@@ -249,10 +328,75 @@ pub(crate) async fn clients(
     split: DemandSplit,
 ) -> Result<Vec<ClientGroup>, DbErr> {
     let part = if split.measure_kind { PART_CLIENT_KIND } else { PART_CLIENT };
+    let part = variant(part, split.target_groups, split.occupation_codes);
+    Ok(read_variant(db, &part, split, district)
+        .await?
+        .into_iter()
+        .map(|((district, target_groups, occupation_codes, kind, served), cell)| ClientGroup {
+            district,
+            target_groups,
+            occupation_codes,
+            kind,
+            served,
+            cell,
+        })
+        .collect())
+}
+
+/// A group of a spread variant: district, target groups, occupation codes,
+/// kind, flag.
+type VariantGroup = (Option<String>, String, String, Option<String>, bool);
+
+/// The groups of a spread variant (`clients`, and `referrals` without
+/// `from`/`to`), summed in Rust rather than by `GROUP BY … SUM`: the rows
+/// are a few per cell (one after compaction, plus the deltas appended
+/// since), and PostgreSQL sums a BIGINT as NUMERIC, which took as long as
+/// reading the rows (≈ 15 ms of 25 ms for the 12 700 rows of
+/// `referral_total+tg+of` at city scale). Exact: `n` adds up as in SQL, the
+/// key sum wraps mod 2⁶⁴, which keeps it mod 2³² (all the reader uses).
+/// Groups summing to `n = 0` are dropped (`HAVING SUM(n) <> 0`).
+async fn read_variant(
+    db: &impl ConnectionTrait,
+    part: &str,
+    split: DemandSplit,
+    district: Option<&str>,
+) -> Result<Vec<(VariantGroup, Cell)>, DbErr> {
+    let kind = if split.measure_kind { "kind" } else { "NULL" };
     let mut binds = Binds::new(db.get_database_backend());
-    let mut sql = read_sql(&mut binds, part, split, "served", district);
-    sql.push_str(" GROUP BY 1, 2, 3, 4, 5 HAVING SUM(n) <> 0");
-    db.query_all_raw(binds.statement(sql)).await?.iter().map(client_group).collect()
+    // `part` as a literal (one of ours), not a bind: a prepared statement's
+    // generic plan cannot tell a variant of a few thousand rows from the
+    // per-day part of hundreds of thousands and scans the whole log.
+    let mut sql = format!(
+        "SELECT district, target_groups, occupation_codes, {kind} AS kind, flag, n, keys FROM demand_cells \
+         WHERE part = '{part}'"
+    );
+    if let Some(d) = district {
+        sql.push_str(&format!(" AND district = {}", binds.push(d.to_owned())));
+    }
+    let mut sums: BTreeMap<VariantGroup, (i64, i64)> = BTreeMap::new();
+    for row in db.query_all_raw(binds.statement(sql)).await? {
+        let group = (
+            row.try_get("", "district")?,
+            row.try_get::<Option<String>>("", "target_groups")?.unwrap_or_default(),
+            row.try_get::<Option<String>>("", "occupation_codes")?.unwrap_or_default(),
+            row.try_get("", "kind")?,
+            row.try_get::<i32>("", "flag")? != 0,
+        );
+        let entry = sums.entry(group).or_default();
+        entry.0 += row.try_get::<i64>("", "n")?;
+        entry.1 = entry.1.wrapping_add(row.try_get::<i64>("", "keys")?);
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (n, _))| *n != 0)
+        .map(|(group, (n, keys))| {
+            let cell = Cell {
+                count: u64::try_from(n).unwrap_or(0),
+                key: u32::try_from(keys.rem_euclid(1 << 32)).unwrap_or(0),
+            };
+            (group, cell)
+        })
+        .collect())
 }
 
 /// The referral groups of `statistics::demand_referrals` for referrals
@@ -264,9 +408,24 @@ pub(crate) async fn referrals(
     to: Option<NaiveDate>,
     split: DemandSplit,
 ) -> Result<Vec<ReferralGroup>, DbErr> {
+    if from.is_none() && to.is_none() {
+        let part = variant(PART_REFERRAL_TOTAL, split.target_groups, split.occupation_codes);
+        return Ok(read_variant(db, &part, split, district)
+            .await?
+            .into_iter()
+            .map(|((district, target_groups, occupation_codes, kind, requested), cell)| ReferralGroup {
+                district,
+                target_groups,
+                occupation_codes,
+                kind,
+                requested,
+                cell,
+            })
+            .collect());
+    }
+    // The per-day part: full strings, one row per day; summed in SQL.
     let mut binds = Binds::new(db.get_database_backend());
-    let part = if from.is_none() && to.is_none() { PART_REFERRAL_TOTAL } else { PART_REFERRAL };
-    let mut sql = read_sql(&mut binds, part, split, "requested", district);
+    let mut sql = read_sql(&mut binds, PART_REFERRAL, split, "requested", district);
     if let Some(from) = from {
         sql.push_str(&format!(" AND day >= {}", binds.push(from)));
     }
@@ -330,22 +489,62 @@ pub async fn ensure_fresh(db: &DatabaseConnection) -> Result<(), DbErr> {
     let stale = row.map(|r| r.try_get::<i32>("", "stale")).transpose()?.unwrap_or(0) != 0;
     if stale {
         tracing::info!("demand statistics aggregate marked stale: rebuilding it");
-        rebuild(db).await?;
+        rebuild_with(db, true).await?;
     }
     Ok(())
 }
 
-/// Recomputes both tables from the base tables in one transaction (after
-/// bulk loading, e.g. `ostwerk seed`). On PostgreSQL `TRUNCATE` locks both
-/// tables until the commit, so a concurrent [`refresh`] waits and then
-/// applies its change on top of the rebuilt state.
+/// Recomputes both tables from the base tables in one transaction.
 pub async fn rebuild(db: &DatabaseConnection) -> Result<(), DbErr> {
+    rebuild_with(db, false).await
+}
+
+/// Recomputes both tables (after bulk loading, e.g. `ostwerk seed`, and on
+/// the first read after migration 000040, which only marks the aggregate
+/// stale). With `only_if_stale` (the read path) it does nothing when
+/// another instance or request has rebuilt it meanwhile.
+///
+/// The first statement clears the stale flag with an `UPDATE` of the one
+/// `demand_state` row: it locks that row (PostgreSQL) or the database
+/// (SQLite) until the commit, so two requests finding the aggregate stale
+/// at once rebuild one after the other, and the second — its `UPDATE`
+/// re-checking `stale = 1` on the committed row — finds nothing to do
+/// instead of rebuilding again. A trigger marking it stale meanwhile waits
+/// for the row, so its mark lands after the rebuild and is not lost. On
+/// PostgreSQL the rebuild then locks both tables until the commit
+/// (contributions first, as a refresh does), so a concurrent [`refresh`]
+/// waits and then applies its change on top of the rebuilt state.
+///
+/// The contributions are the per-client `GROUP BY` (one `INSERT … SELECT`,
+/// full strings). The log is their sum per cell, which for the spread parts
+/// cannot be SQL: the sums are read back from the (locked, just written)
+/// contributions part by part, spread in Rust by [`spread`] and inserted
+/// in multi-row batches.
+async fn rebuild_with(db: &DatabaseConnection, only_if_stale: bool) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     let backend = txn.get_database_backend();
     if backend == DbBackend::Postgres {
+        // A request finding the aggregate stale while another rebuilds it
+        // waits for that rebuild (bounded by the statement timeout) instead
+        // of failing after the usual lock timeout, then finds it fresh.
+        txn.execute_unprepared("SET LOCAL lock_timeout = 0").await?;
+    }
+    let claim = if only_if_stale {
+        "UPDATE demand_state SET stale = 0 WHERE id = 1 AND stale = 1"
+    } else {
+        "UPDATE demand_state SET stale = 0 WHERE id = 1"
+    };
+    if txn.execute_unprepared(claim).await?.rows_affected() == 0 && only_if_stale {
+        return txn.commit().await;
+    }
+    if backend == DbBackend::Postgres {
         // One pass over every client and referral: longer than a request may take.
         txn.execute_unprepared("SET LOCAL statement_timeout = 0").await?;
-        txn.execute_unprepared("TRUNCATE demand_cells, demand_contributions").await?;
+        // In the order a refresh takes them (it reads its contribution
+        // before it appends to the log): the other order deadlocks with a
+        // refresh that has read and not yet appended.
+        txn.execute_unprepared("LOCK TABLE demand_contributions, demand_cells IN ACCESS EXCLUSIVE MODE").await?;
+        txn.execute_unprepared("TRUNCATE demand_contributions, demand_cells").await?;
     } else {
         txn.execute_unprepared("DELETE FROM demand_cells").await?;
         txn.execute_unprepared("DELETE FROM demand_contributions").await?;
@@ -356,9 +555,24 @@ pub async fn rebuild(db: &DatabaseConnection) -> Result<(), DbErr> {
     txn.execute_raw(binds.statement(sql)).await?;
     let sql = format!(
         "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, SUM(n), SUM(keys) FROM demand_contributions \
-         GROUP BY {CELL}"
+         WHERE part = '{PART_REFERRAL}' GROUP BY {CELL}"
     );
     txn.execute_unprepared(&sql).await?;
-    txn.execute_unprepared("UPDATE demand_state SET stale = 0 WHERE id = 1").await?;
+    for part in SPREAD_PARTS {
+        // The sums per full-string cell of one part (≈ 200 000 rows at city
+        // scale), spread into a map of a few thousand cells.
+        let sql = format!(
+            "SELECT {CELL}, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(keys) AS BIGINT) AS keys \
+             FROM demand_contributions WHERE part = '{part}' GROUP BY {CELL}"
+        );
+        let sums = cells_of(txn.query_all_raw(Statement::from_string(backend, sql)).await?)?;
+        insert(&txn, "demand_cells", None, &spread(&sums)).await?;
+    }
+    if backend == DbBackend::Postgres {
+        // Fresh statistics for the planner (it counts this transaction's
+        // rows): with the estimate of the empty tables a read of a variant
+        // expects a few hundred rows and its hash aggregate spills to disk.
+        txn.execute_unprepared("ANALYZE demand_cells, demand_contributions").await?;
+    }
     txn.commit().await
 }

@@ -75,9 +75,18 @@ pub(crate) fn flag(row: &QueryResult, name: &str) -> Result<bool, DbErr> {
     Ok(row.try_get::<i32>("", name)? != 0)
 }
 
-/// What the demand groups are split by beyond district and target groups.
-#[derive(Debug, Clone, Copy)]
+/// What the demand groups are split by beyond district.
+///
+/// `target_groups` / `occupation_codes`: the groups carry those values.
+/// The raw `GROUP BY` always carries the full stored target groups (and the
+/// full occupation codes when asked for); the maintained aggregate
+/// (`repository::demand`) answers reads without `from`/`to` from variants
+/// already spread over single values (`|tg|`, an occupation field `|81|`),
+/// `''` for a dimension not asked for. Either way the service spreads a
+/// group with `tags::split` / `tags::fields`, which gives the same cells.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct DemandSplit {
+    pub target_groups: bool,
     pub occupation_codes: bool,
     pub measure_kind: bool,
 }

@@ -10,6 +10,16 @@ pub fn split(stored: &str) -> Vec<String> {
     stored.split('|').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+/// The occupation fields (first two digits, Berufsbereich) of stored
+/// occupation codes, sorted and without duplicates: a client with two codes
+/// of one field counts once in that field.
+pub fn fields(stored: &str) -> Vec<String> {
+    let mut fields: Vec<String> = split(stored).iter().filter_map(|c| c.get(..2).map(str::to_owned)).collect();
+    fields.sort();
+    fields.dedup();
+    fields
+}
+
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('|', "")
 }

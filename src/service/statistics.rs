@@ -106,10 +106,7 @@ fn many(v: Vec<String>) -> Values {
 }
 
 fn fields_of(codes: &str) -> Vec<String> {
-    let mut fields: Vec<String> = tags::split(codes).iter().filter_map(|c| c.get(..2).map(str::to_owned)).collect();
-    fields.sort();
-    fields.dedup();
-    fields
+    tags::fields(codes)
 }
 
 /// Every combination of the per-dimension values.
@@ -138,14 +135,32 @@ const RELATED: [(usize, usize); 1] = [(3, 4)];
 
 /// People counts are cells (perturbed); seats are exact sums of the
 /// measures' published capacity, public catalogue data rather than people.
-#[derive(Debug, Default, Clone, Copy)]
-struct DemandCounts {
-    clients: Cell,
-    referrals_requested: Cell,
-    referrals_active: Cell,
-    seats_offered: u64,
-    seats_free: u64,
-    unserved_clients: Cell,
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DemandCounts {
+    pub clients: Cell,
+    pub referrals_requested: Cell,
+    pub referrals_active: Cell,
+    pub seats_offered: u64,
+    pub seats_free: u64,
+    pub unserved_clients: Cell,
+}
+
+/// The exact counts of a demand answer before publication: one entry per
+/// row (its values per requested dimension) and the totals.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DemandTable {
+    pub rows: BTreeMap<Vec<Option<String>>, DemandCounts>,
+    pub totals: DemandCounts,
+}
+
+/// Where [`demand_table`] reads the groups from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemandSource {
+    /// The maintained aggregate (pre-spread variants), as every request.
+    Aggregate,
+    /// The raw `GROUP BY`s over clients and referrals: the reference the
+    /// tests compare the aggregate with.
+    Exact,
 }
 
 /// One published row: the dimension values, then the counts (`null` when
@@ -237,20 +252,58 @@ fn label_of<C: CodeList>(code: &str, lang: Lang) -> Option<String> {
     C::parse(code).map(|c| lang.pick(c.label_de(), c.label_en()).to_owned())
 }
 
-pub async fn demand(
+/// The exact counts of the demand answer for `q`: the groups of clients and
+/// referrals (from `source`) spread over the cells of the requested
+/// dimensions, plus the seats of the measures.
+pub async fn demand_table(
     db: &sea_orm::DatabaseConnection,
     q: &DemandQuery,
-    min_cell: u64,
-    lang: Lang,
-) -> Result<DemandReport, ApiError> {
-    let split = repository::statistics::DemandSplit {
+    source: DemandSource,
+) -> Result<DemandTable, ApiError> {
+    use repository::statistics::{self as stats, DemandSplit};
+    let split = DemandSplit {
+        target_groups: q.group_by.contains(&Dim::TargetGroup),
         occupation_codes: q.group_by.contains(&Dim::OccupationField),
         measure_kind: q.group_by.contains(&Dim::MeasureKind),
     };
     let district = q.district.as_deref();
-    repository::demand::ensure_fresh(db).await?;
-    let client_groups = repository::statistics::demand_clients(db, district, split).await?;
-    let referral_groups = repository::statistics::demand_referrals(db, district, q.from, q.to, split).await?;
+    let exact = source == DemandSource::Exact;
+    if !exact {
+        repository::demand::ensure_fresh(db).await?;
+    }
+    let clients = |split| async move {
+        if exact {
+            stats::demand_clients_exact(db, district, split).await
+        } else {
+            stats::demand_clients(db, district, split).await
+        }
+    };
+    let referrals = |split| async move {
+        if exact {
+            stats::demand_referrals_exact(db, district, q.from, q.to, split).await
+        } else {
+            stats::demand_referrals(db, district, q.from, q.to, split).await
+        }
+    };
+    // Split by kind or spread over target groups / occupation fields, a
+    // client or referral is in several groups: the totals count each once,
+    // from groups without any split (the plain variants of the aggregate).
+    // The client and the referral reads run side by side (two connections),
+    // so the answer waits for the longer, not for both.
+    let unsplit = DemandSplit::default();
+    let spread = split.target_groups || split.occupation_codes;
+    let client_reads = async {
+        let groups = clients(split).await?;
+        let totals = if split.measure_kind || spread { Some(clients(unsplit).await?) } else { None };
+        Ok::<_, sea_orm::DbErr>((groups, totals))
+    };
+    let referral_reads = async {
+        let groups = referrals(split).await?;
+        let totals = if spread { Some(referrals(unsplit).await?) } else { None };
+        Ok::<_, sea_orm::DbErr>((groups, totals))
+    };
+    let ((client_groups, client_totals), (referral_groups, referral_totals)) =
+        tokio::try_join!(client_reads, referral_reads)?;
     let measures = repository::measures::all(db).await?;
     let in_district = |d: &Option<String>| q.district.as_ref().is_none_or(|want| d.as_ref() == Some(want));
 
@@ -279,15 +332,7 @@ pub async fn demand(
             }
         }
     }
-    // Split by kind, a client is in one group per kind: the totals count
-    // each client once, from groups without that split.
-    let total_groups = if split.measure_kind {
-        let unsplit = repository::statistics::DemandSplit { occupation_codes: false, measure_kind: false };
-        repository::statistics::demand_clients(db, district, unsplit).await?
-    } else {
-        client_groups
-    };
-    for g in &total_groups {
+    for g in client_totals.as_ref().unwrap_or(&client_groups) {
         totals.clients.merge(g.cell);
         if !g.served {
             totals.unserved_clients.merge(g.cell);
@@ -301,6 +346,8 @@ pub async fn demand(
                 row.referrals_requested.merge(g.cell);
             }
         }
+    }
+    for g in referral_totals.as_ref().unwrap_or(&referral_groups) {
         totals.referrals_active.merge(g.cell);
         if g.requested {
             totals.referrals_requested.merge(g.cell);
@@ -328,6 +375,16 @@ pub async fn demand(
         totals.seats_free += free;
     }
 
+    Ok(DemandTable { rows: table, totals })
+}
+
+pub async fn demand(
+    db: &sea_orm::DatabaseConnection,
+    q: &DemandQuery,
+    min_cell: u64,
+    lang: Lang,
+) -> Result<DemandReport, ApiError> {
+    let DemandTable { rows: table, totals } = demand_table(db, q, DemandSource::Aggregate).await?;
     let names: Vec<String> = q.group_by.iter().map(|d| d.name().to_owned()).collect();
     let districts: HashMap<String, String> = if q.group_by.contains(&Dim::District) {
         repository::districts::list(db)
