@@ -243,22 +243,20 @@ async fn expire_referrals(state: web::Data<AppState>) {
 
 /// Every `OSTWERK_STATISTICS_COMPACT_SECS`: fold the demand statistics'
 /// change log (`repository::demand::compact`), so a read sums one row per
-/// cell rather than one per change. Skipped while nothing was appended.
+/// cell rather than one per change. Only the cells written since the last
+/// fold are rewritten; nothing when nothing was appended.
 /// Safe with several instances.
 async fn compact_statistics(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(Duration::from_secs(state.settings.statistics_compact_secs.max(1)));
+    // The log's last id after the previous fold: each fold rewrites only the
+    // cells appended to since (the first one after start, every cell).
     let mut folded_up_to = None;
     loop {
         tick.tick().await;
-        let outcome = async {
-            let last = repository::demand::last_cell_id(&state.db).await?;
-            if last != folded_up_to {
-                repository::demand::compact(&state.db).await?;
-                folded_up_to = repository::demand::last_cell_id(&state.db).await?;
-            }
-            Ok::<_, sea_orm::DbErr>(())
+        let outcome = repository::demand::compact(&state.db, folded_up_to).await;
+        if let Ok(last) = &outcome {
+            folded_up_to = *last;
         }
-        .await;
         metrics::record_job_run("statistics_compaction", outcome.is_ok());
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "folding the demand statistics log failed");

@@ -444,33 +444,52 @@ pub async fn last_cell_id(db: &impl ConnectionTrait) -> Result<Option<i64>, DbEr
     Ok(row.map(|r| r.try_get::<Option<i64>>("", "id")).transpose()?.flatten())
 }
 
-/// Folds the log: every cell's rows become one (cells that sum to zero
-/// disappear). On PostgreSQL one statement — the rows it deletes are the
-/// ones it sums, so a delta appended concurrently (not in its snapshot)
-/// stays as it is, and a second compactor running at once skips the rows
-/// the first deleted. On SQLite (one connection) a transaction.
-pub async fn compact(db: &DatabaseConnection) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
+/// A cell's columns as one comparable row value (NULLs made comparable), to
+/// find the rows of the cells touched since the last fold.
+const CELL_KEY: &str = "part, COALESCE(district, ''), COALESCE(target_groups, ''), \
+     COALESCE(occupation_codes, ''), COALESCE(kind, ''), flag, COALESCE(day, '0001-01-01')";
+
+/// Folds the log: the rows of each cell become one (cells that sum to zero
+/// disappear). With `since` (the id the last fold left the log at), only
+/// the cells with a row appended after it are folded, so a fold rewrites
+/// what changed, not the whole log; `None` folds every cell. Returns the
+/// log's last id afterwards, the `since` of the next fold.
+///
+/// On PostgreSQL one statement: the rows it deletes are the ones it sums,
+/// so a delta appended concurrently (not in its snapshot) stays as it is,
+/// and a second compactor running at once skips the rows the first
+/// deleted. On SQLite (one connection) a transaction.
+pub async fn compact(db: &DatabaseConnection, since: Option<i64>) -> Result<Option<i64>, DbErr> {
+    let Some(last) = last_cell_id(db).await? else { return Ok(None) };
+    if since.is_some_and(|s| s >= last) {
+        return Ok(Some(last));
+    }
+    let touched = match since {
+        Some(s) => {
+            format!(" AND ({CELL_KEY}) IN (SELECT {CELL_KEY} FROM demand_cells WHERE id > {s} AND id <= {last})")
+        }
+        None => String::new(),
+    };
     let sums = "SUM(n), SUM(keys)";
-    if backend == DbBackend::Postgres {
+    if db.get_database_backend() == DbBackend::Postgres {
         let sql = format!(
-            "WITH moved AS (DELETE FROM demand_cells RETURNING {CELL}, n, keys) \
+            "WITH moved AS (DELETE FROM demand_cells WHERE id <= {last}{touched} RETURNING {CELL}, n, keys) \
              INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, {sums} FROM moved \
              GROUP BY {CELL} HAVING SUM(n) <> 0 OR SUM(keys) <> 0"
         );
         db.execute_unprepared(&sql).await?;
-        return Ok(());
+        return last_cell_id(db).await;
     }
     let txn = db.begin().await?;
-    if let Some(last) = last_cell_id(&txn).await? {
-        let sql = format!(
-            "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, {sums} FROM demand_cells WHERE id <= {last} \
-             GROUP BY {CELL} HAVING SUM(n) <> 0 OR SUM(keys) <> 0"
-        );
-        txn.execute_unprepared(&sql).await?;
-        txn.execute_unprepared(&format!("DELETE FROM demand_cells WHERE id <= {last}")).await?;
-    }
-    txn.commit().await
+    let sql = format!(
+        "INSERT INTO demand_cells ({CELL}, n, keys) SELECT {CELL}, {sums} FROM demand_cells WHERE id <= {last}{touched} \
+         GROUP BY {CELL} HAVING SUM(n) <> 0 OR SUM(keys) <> 0"
+    );
+    txn.execute_unprepared(&sql).await?;
+    txn.execute_unprepared(&format!("DELETE FROM demand_cells WHERE id <= {last}{touched}")).await?;
+    let after = last_cell_id(&txn).await?;
+    txn.commit().await?;
+    Ok(after)
 }
 
 /// Marks the aggregate stale: the next [`ensure_fresh`] rebuilds it. For
