@@ -22,15 +22,12 @@
 //! back with the change.
 use std::sync::Arc;
 
-use sea_orm::{ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::audit;
 use crate::{
-    domain::{
-        audit::{AuditContext, AuditEntry},
-        ids::{new_id, now},
-    },
+    domain::audit::{AuditContext, AuditEntry},
     entities::audit_event::{ActiveModel, Entity},
 };
 
@@ -70,8 +67,7 @@ impl AuditWriter {
         if entries.is_empty() {
             return Ok(());
         }
-        let at = now();
-        let rows = entries.iter().map(|e| row(ctx, e, at)).collect();
+        let rows = audit::rows(ctx, entries);
         let (done, outcome) = oneshot::channel();
         // `write_failed` counts the failure and makes it a `503`.
         let failed = |why: &str| audit::write_failed(DbErr::Custom(why.to_owned()));
@@ -81,21 +77,6 @@ impl AuditWriter {
             Ok(Err(why)) => Err(failed(&why)),
             Err(_) => Err(failed("the audit writer stopped before the write")),
         }
-    }
-}
-
-fn row(ctx: &AuditContext, e: &AuditEntry, at: chrono::DateTime<chrono::Utc>) -> ActiveModel {
-    ActiveModel {
-        id: Set(new_id()),
-        at: Set(at),
-        actor: Set(ctx.actor.clone()),
-        actor_org: Set(ctx.actor_org.clone()),
-        action: Set(e.action.to_owned()),
-        resource: Set(e.resource.to_owned()),
-        resource_id: Set(e.resource_id),
-        client_id: Set(e.client_id),
-        request_id: Set(ctx.request_id.clone()),
-        client_request_id: Set(ctx.client_request_id.clone()),
     }
 }
 

@@ -80,16 +80,7 @@ pub async fn insert(
     created_by_org: &str,
     fields: &ClientFields,
 ) -> Result<Model, DbErr> {
-    let at = now();
-    let mut model = active(fields);
-    model.id = Set(id);
-    model.created_by_org = Set(created_by_org.to_owned());
-    model.record_key = Set(i64::from(cell_key::new_record_key()));
-    model.erased_at = Set(None);
-    model.created_at = Set(at);
-    model.updated_at = Set(at);
-    model.version = Set(1);
-    let model = model.insert(db).await?;
+    let model = new_row(id, created_by_org, fields, now()).insert(db).await?;
     audit::record(db, audit_ctx, &[entry(action::CLIENT_CREATE, id)]).await?;
     Ok(model)
 }
@@ -489,24 +480,23 @@ pub async fn insert_many(
 pub fn new_rows(created_by_org: &str, rows: &[ClientFields]) -> (Vec<Uuid>, Vec<ActiveModel>) {
     let at = now();
     let ids: Vec<Uuid> = rows.iter().map(|_| crate::domain::ids::new_id()).collect();
-    let models = rows
-        .iter()
-        .zip(&ids)
-        .map(|(fields, id)| {
-            let mut model = active(fields);
-            model.id = Set(*id);
-            model.created_by_org = Set(created_by_org.to_owned());
-            // From the OS generator, not the seed's reproducible one: a record
-            // key that can be recomputed would let a reader undo the noise.
-            model.record_key = Set(i64::from(cell_key::new_record_key()));
-            model.erased_at = Set(None);
-            model.created_at = Set(at);
-            model.updated_at = Set(at);
-            model.version = Set(1);
-            model
-        })
-        .collect();
+    let models = rows.iter().zip(&ids).map(|(fields, id)| new_row(*id, created_by_org, fields, at)).collect();
     (ids, models)
+}
+
+/// A new client's row: version 1, created and updated `at`.
+fn new_row(id: Uuid, created_by_org: &str, fields: &ClientFields, at: chrono::DateTime<chrono::Utc>) -> ActiveModel {
+    let mut model = active(fields);
+    model.id = Set(id);
+    model.created_by_org = Set(created_by_org.to_owned());
+    // From the OS generator, not the seed's reproducible one: a record
+    // key that can be recomputed would let a reader undo the noise.
+    model.record_key = Set(i64::from(cell_key::new_record_key()));
+    model.erased_at = Set(None);
+    model.created_at = Set(at);
+    model.updated_at = Set(at);
+    model.version = Set(1);
+    model
 }
 
 /// [`insert_many`] for the bulk seeder: the rows of [`new_rows`] and one

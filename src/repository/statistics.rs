@@ -225,15 +225,22 @@ pub struct ClientGroup {
     pub cell: Cell,
 }
 
+/// The columns every demand group has: district, target groups,
+/// occupation codes, kind.
+type GroupKey = (Option<String>, String, String, Option<String>);
+
+fn group_key(row: &QueryResult) -> Result<GroupKey, DbErr> {
+    Ok((
+        row.try_get("", "district")?,
+        row.try_get::<Option<String>>("", "target_groups")?.unwrap_or_default(),
+        row.try_get::<Option<String>>("", "occupation_codes")?.unwrap_or_default(),
+        row.try_get("", "kind")?,
+    ))
+}
+
 pub(crate) fn client_group(row: &QueryResult) -> Result<ClientGroup, DbErr> {
-    Ok(ClientGroup {
-        district: row.try_get("", "district")?,
-        target_groups: row.try_get::<Option<String>>("", "target_groups")?.unwrap_or_default(),
-        occupation_codes: row.try_get::<Option<String>>("", "occupation_codes")?.unwrap_or_default(),
-        kind: row.try_get("", "kind")?,
-        served: flag(row, "served")?,
-        cell: cell(row)?,
-    })
+    let (district, target_groups, occupation_codes, kind) = group_key(row)?;
+    Ok(ClientGroup { district, target_groups, occupation_codes, kind, served: flag(row, "served")?, cell: cell(row)? })
 }
 
 /// The client groups: from the maintained aggregate (`repository::demand`),
@@ -272,11 +279,12 @@ pub struct ReferralGroup {
 }
 
 pub(crate) fn referral_group(row: &QueryResult) -> Result<ReferralGroup, DbErr> {
+    let (district, target_groups, occupation_codes, kind) = group_key(row)?;
     Ok(ReferralGroup {
-        district: row.try_get("", "district")?,
-        target_groups: row.try_get::<Option<String>>("", "target_groups")?.unwrap_or_default(),
-        occupation_codes: row.try_get::<Option<String>>("", "occupation_codes")?.unwrap_or_default(),
-        kind: row.try_get("", "kind")?,
+        district,
+        target_groups,
+        occupation_codes,
+        kind,
         requested: flag(row, "requested")?,
         cell: cell(row)?,
     })
