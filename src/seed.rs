@@ -667,7 +667,7 @@ async fn bulk_load(db: &DatabaseConnection, clients: usize, referrals_wanted: us
         made = bulk_referrals(db, &mut rng, &active, referrals_wanted).await?;
     }
     // Bulk rows bypass the per-client upkeep of the demand aggregate: the
-    // first statistics read rebuilds it (`demand::ensure_fresh`).
+    // next `serve` rebuilds it before it listens (`demand::ensure_fresh`).
     repository::demand::mark_stale(db).await?;
     Ok(format!(
         "{} clients in {:.1} s, {made} referrals in {:.1} s total",

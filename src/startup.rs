@@ -82,6 +82,11 @@ impl Application {
         } else {
             db::check_schema(&db).await?;
         }
+        // After an upgrade that added the demand aggregate, or a bulk seed, it
+        // is marked stale: rebuild it before serving (≈ 20 s at 10⁵ clients /
+        // 10⁶ referrals), not in the first statistics request, where its locks
+        // would make concurrent referral writes wait past their lock timeout.
+        repository::demand::ensure_fresh(&db).await.context("cannot rebuild the demand statistics aggregate")?;
         let cursor_key = repository::server_keys::get_or_create(&db, "cursor_hmac", random_key).await?;
         auth.warm_up().await;
 
