@@ -210,11 +210,15 @@ fuzz() {
     tok="$(token --role admin --sub "contract-fuzz-$label")"
     say "schemathesis on $label (seed $SEED, ≤ ${ST_MAX_TIME}s, ≤ $ST_MAX_EXAMPLES examples per operation)"
     # From the temp dir: schemathesis keeps its example cache in the working directory.
+    # --request-timeout 40: `GET /api/v1/events?wait=N` may hold a request for
+    # up to 30 s by contract (a long poll with no new events); schemathesis'
+    # default of 10 s would call that a network error.
     (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run "$BASE/api-docs/openapi.json" \
         -H "Authorization: Bearer $tok" \
         --checks all --exclude-checks "$EXCLUDED_CHECKS" \
         --seed "$SEED" --max-examples "$ST_MAX_EXAMPLES" --max-time "$ST_MAX_TIME" \
-        --workers 1 --no-color --generation-database none) || status=$?
+        --workers 1 --no-color --generation-database none \
+        --request-timeout 40) || status=$?
     server_errors || status=1
     stop_server
     return "$status"
