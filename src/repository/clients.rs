@@ -97,13 +97,21 @@ pub async fn find(
     if db.get_database_backend() == DbBackend::Postgres {
         return find_audited_pg(db, audit_ctx, action, scope, id).await;
     }
-    let found = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await?;
-    if let Some(m) = &found
-        && m.status != ClientStatus::Erased.as_str()
-    {
+    let found = find_visible(db, scope, id).await?;
+    if found.as_ref().is_some_and(holds_personal_data) {
         audit::record(db, audit_ctx, &[entry(action, id)]).await?;
     }
     Ok(found)
+}
+
+/// The client `id` if `scope` sees it (no audit: callers audit what they return).
+async fn find_visible(db: &impl ConnectionTrait, scope: &ClientScope, id: Uuid) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await
+}
+
+/// An erased stub holds no personal data, so reading it is not audited.
+fn holds_personal_data(m: &Model) -> bool {
+    m.status != ClientStatus::Erased.as_str()
 }
 
 /// [`find`] for a read outside any transaction: the audit event goes
@@ -118,10 +126,8 @@ pub async fn find_for_read(
     scope: &ClientScope,
     id: Uuid,
 ) -> Result<Option<Model>, DbErr> {
-    let found = Entity::find_by_id(id).filter(scope_condition(scope)).one(db).await?;
-    if let Some(m) = &found
-        && m.status != ClientStatus::Erased.as_str()
-    {
+    let found = find_visible(db, scope, id).await?;
+    if found.as_ref().is_some_and(holds_personal_data) {
         writer.record(audit_ctx, &[entry(action, id)]).await?;
     }
     Ok(found)
