@@ -38,6 +38,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
             });
     } else {
         let (statement_ms, lock_ms) = (settings.db_statement_timeout_ms, settings.db_lock_timeout_ms);
+        let plain = loopback_without_sslmode(&url);
         options
             .max_connections(settings.db_max_connections.max(2))
             .min_connections(1)
@@ -47,7 +48,10 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
             // request (sqlx also tests each connection when it is released,
             // so one broken mid-request never goes back into the pool).
             .test_before_acquire_if_idle_for(Duration::from_secs(1))
-            .map_sqlx_postgres_opts(move |opts| opts.options(session_timeouts(statement_ms, lock_ms)));
+            .map_sqlx_postgres_opts(move |opts| {
+                let opts = opts.options(session_timeouts(statement_ms, lock_ms));
+                if plain { opts.ssl_mode(sea_orm::sqlx::postgres::PgSslMode::Disable) } else { opts }
+            });
     }
     Database::connect(options).await
 }
@@ -57,7 +61,7 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
 /// after connect could if it failed). A request stuck behind a lock fails
 /// fast with `55P03` instead of hanging its caller; `0` leaves PostgreSQL's
 /// default (no limit).
-fn session_timeouts(statement_ms: u64, lock_ms: u64) -> Vec<(&'static str, String)> {
+pub(crate) fn session_timeouts(statement_ms: u64, lock_ms: u64) -> Vec<(&'static str, String)> {
     let mut params = Vec::new();
     if statement_ms > 0 {
         params.push(("statement_timeout", statement_ms.to_string()));
@@ -66,6 +70,37 @@ fn session_timeouts(statement_ms: u64, lock_ms: u64) -> Vec<(&'static str, Strin
         params.push(("lock_timeout", lock_ms.to_string()));
     }
     params
+}
+
+/// Whether `url` names a loopback host and no `sslmode`. Such a connection
+/// is plain (no TLS), where libpq's default would be `prefer`: the traffic
+/// never leaves the host's kernel, and whoever can read it can read the
+/// database's files too, so TLS there protects nothing and costs CPU on
+/// both ends of every query. An explicit `sslmode` always wins, and every
+/// other host keeps `prefer`.
+pub fn loopback_without_sslmode(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    if parsed.query_pairs().any(|(k, _)| k == "sslmode" || k == "ssl-mode") {
+        return false;
+    }
+    match parsed.host() {
+        // `postgres:` is not a special scheme: the URL crate leaves its
+        // IPv4 hosts as names.
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether connections to the PostgreSQL `url` are plain: `sslmode=disable`,
+/// or [`loopback_without_sslmode`].
+pub fn plain_connection(url: &str) -> bool {
+    let explicit_disable = url::Url::parse(url)
+        .is_ok_and(|u| u.query_pairs().any(|(k, v)| (k == "sslmode" || k == "ssl-mode") && v == "disable"));
+    explicit_disable || loopback_without_sslmode(url)
 }
 
 /// The key of the advisory lock held while migrating (any fixed 64-bit
@@ -182,6 +217,11 @@ pub fn busy_cause(err: &DbErr) -> Option<&'static str> {
     use sea_orm::sqlx::Error;
     match err {
         DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout) => Some("acquire_timeout"),
+        DbErr::Query(RuntimeErr::Internal(m)) => match m.strip_prefix(HOT_SQLSTATE).map(|c| c.get(..5)) {
+            Some(Some("55P03")) => Some("lock_timeout"),
+            Some(Some("57014")) => Some("statement_timeout"),
+            _ => None,
+        },
         DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e))
         | DbErr::Conn(RuntimeErr::SqlxError(e)) => match &**e {
@@ -206,9 +246,16 @@ pub fn is_unavailable(err: &DbErr) -> bool {
             matches!(**e, Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::Tls(_) | Error::Protocol(_))
                 || matches!(&**e, Error::Database(db) if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
         }
+        DbErr::Query(RuntimeErr::Internal(m)) => {
+            m.strip_prefix(HOT_SQLSTATE).is_some_and(|c| c.starts_with("57P") || c.starts_with("08"))
+        }
         _ => false,
     }
 }
+
+/// How the hot path ([`crate::repository::hot_pg`]) spells a PostgreSQL
+/// error: this prefix, the SQLSTATE, the message.
+pub(crate) const HOT_SQLSTATE: &str = "SQLSTATE ";
 
 /// `SELECT 1` — what `/readyz` asks.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -240,4 +287,38 @@ pub async fn acquire_wait(db: &DatabaseConnection) -> Option<Duration> {
         _ => false,
     };
     acquired.then(|| started.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_without_sslmode_is_plain_everything_else_keeps_its_tls() {
+        for url in ["postgres://u:p@127.0.0.1:5432/db", "postgres://u@localhost/db", "postgres://u@[::1]:5432/db"] {
+            assert!(loopback_without_sslmode(url), "{url}");
+            assert!(plain_connection(url), "{url}");
+        }
+        for url in [
+            "postgres://u@127.0.0.1/db?sslmode=require",
+            "postgres://u@db.example.org/db",
+            "postgres://u@10.0.0.5/db",
+            "sqlite::memory:",
+        ] {
+            assert!(!loopback_without_sslmode(url), "{url}");
+            assert!(!plain_connection(url), "{url}");
+        }
+        assert!(plain_connection("postgres://u@db.example.org/db?sslmode=disable"));
+        assert!(!plain_connection("postgres://u@127.0.0.1/db?sslmode=prefer"));
+    }
+
+    #[test]
+    fn hot_path_sqlstates_are_classified_like_sqlx_ones() {
+        let hot = |code: &str| DbErr::Query(RuntimeErr::Internal(format!("{HOT_SQLSTATE}{code} db error")));
+        assert_eq!(busy_cause(&hot("55P03")), Some("lock_timeout"));
+        assert_eq!(busy_cause(&hot("57014")), Some("statement_timeout"));
+        assert_eq!(busy_cause(&hot("23505")), None);
+        assert!(is_unavailable(&hot("57P01")));
+        assert!(!is_unavailable(&hot("23505")));
+    }
 }

@@ -1,6 +1,10 @@
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use ostwerk::{cli::Cli, config, error::cause_chain, telemetry};
 
+/// See Cargo.toml: cheaper per-request allocations than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();

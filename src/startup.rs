@@ -47,6 +47,8 @@ pub struct AppState {
     pub stats_cache: ResponseCache,
     /// Group commit of the audit events of reads.
     pub audit_writer: AuditWriter,
+    /// The PostgreSQL hot path of client reads (none on SQLite or with TLS).
+    pub hot_pg: Option<repository::hot_pg::HotPg>,
     pub settings: Settings,
 }
 
@@ -93,9 +95,11 @@ impl Application {
         let listener =
             TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
-        let audit_writer = AuditWriter::start(db.clone());
+        let hot_pg = repository::hot_pg::HotPg::new(&settings);
+        let audit_writer = AuditWriter::start(db.clone(), hot_pg.clone(), settings.audit_writers);
         let state = web::Data::new(AppState {
             db,
+            hot_pg,
             audit_writer,
             auth,
             cursors: CursorCodec::new(cursor_key.as_bytes()),

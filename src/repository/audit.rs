@@ -1,7 +1,7 @@
 //! The audit log: append-only. Every function of `repository::clients` (and
 //! consultations) records here before it returns personal data.
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::{
@@ -23,20 +23,26 @@ pub async fn record(db: &impl ConnectionTrait, ctx: &AuditContext, entries: &[Au
 /// The rows [`record`] writes for `entries` (also written by the bulk
 /// seeder, [`super::bulk`], so both paths store the same events).
 pub fn rows(ctx: &AuditContext, entries: &[AuditEntry]) -> Vec<ActiveModel> {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+    models(ctx, entries).into_iter().map(|m| m.into_active_model().reset_all()).collect()
+}
+
+/// The events of [`rows`] as models (the hot path writes these, `hot_pg`).
+pub fn models(ctx: &AuditContext, entries: &[AuditEntry]) -> Vec<Model> {
     let at = now();
     entries
         .iter()
-        .map(|e| ActiveModel {
-            id: Set(new_id()),
-            at: Set(at),
-            actor: Set(ctx.actor.clone()),
-            actor_org: Set(ctx.actor_org.clone()),
-            action: Set(e.action.to_owned()),
-            resource: Set(e.resource.to_owned()),
-            resource_id: Set(e.resource_id),
-            client_id: Set(e.client_id),
-            request_id: Set(ctx.request_id.clone()),
-            client_request_id: Set(ctx.client_request_id.clone()),
+        .map(|e| Model {
+            id: new_id(),
+            at,
+            actor: ctx.actor.clone(),
+            actor_org: ctx.actor_org.clone(),
+            action: e.action.to_owned(),
+            resource: e.resource.to_owned(),
+            resource_id: e.resource_id,
+            client_id: e.client_id,
+            request_id: ctx.request_id.clone(),
+            client_request_id: ctx.client_request_id.clone(),
         })
         .collect()
 }

@@ -14,7 +14,7 @@
 //!
 //! While one batch is being written the next one fills, so batches grow
 //! with load and stay at one row when the service is idle (no timer, no
-//! added latency). `WRITERS` tasks write in turn so that a batch in flight
+//! added latency). `OSTWERK_AUDIT_WRITERS` tasks write in turn so that a batch in flight
 //! never stalls the queue behind it.
 //!
 //! Writes inside a transaction (changes of personal data) keep
@@ -22,24 +22,22 @@
 //! back with the change.
 use std::sync::Arc;
 
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::audit;
+use super::{audit, hot_pg::HotPg};
 use crate::{
     domain::audit::{AuditContext, AuditEntry},
-    entities::audit_event::{ActiveModel, Entity},
+    entities::audit_event::{Entity, Model},
 };
 
-/// Tasks writing batches; two let one batch fill while the other is written.
-const WRITERS: usize = 2;
 /// Most rows in one `INSERT` (10 columns: well below every bind limit).
 const MAX_ROWS: usize = 1_000;
 /// Requests waiting at most; beyond that a read waits for room (back pressure).
 const QUEUE: usize = 8_192;
 
 struct Job {
-    rows: Vec<ActiveModel>,
+    rows: Vec<Model>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -52,11 +50,14 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// Starts the writer tasks on the current Tokio runtime; they end when
     /// the last handle is dropped, after writing what was queued.
-    pub fn start(db: DatabaseConnection) -> Self {
+    /// Batches go through `hot` (one prepared statement) where there is one.
+    /// `writers` tasks take turns (`OSTWERK_AUDIT_WRITERS`): while one
+    /// waits for its commit, the next batch fills and goes out.
+    pub fn start(db: DatabaseConnection, hot: Option<HotPg>, writers: u16) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..WRITERS {
-            tokio::spawn(write_batches(db.clone(), queue.clone()));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(write_batches(db.clone(), hot.clone(), queue.clone()));
         }
         Self { jobs }
     }
@@ -67,7 +68,7 @@ impl AuditWriter {
         if entries.is_empty() {
             return Ok(());
         }
-        let rows = audit::rows(ctx, entries);
+        let rows = audit::models(ctx, entries);
         let (done, outcome) = oneshot::channel();
         // `write_failed` counts the failure and makes it a `503`.
         let failed = |why: &str| audit::write_failed(DbErr::Custom(why.to_owned()));
@@ -83,7 +84,7 @@ impl AuditWriter {
 /// One writer: takes the first waiting job (blocking), everything else
 /// already queued up to [`MAX_ROWS`], lets the next writer collect while it
 /// writes them in one statement, then answers each job.
-async fn write_batches(db: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn write_batches(db: DatabaseConnection, hot: Option<HotPg>, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let mut batch = Vec::new();
         {
@@ -97,9 +98,15 @@ async fn write_batches(db: DatabaseConnection, queue: Arc<Mutex<mpsc::Receiver<J
                 batch.push(job);
             }
         }
-        let rows: Vec<ActiveModel> = batch.iter_mut().flat_map(|j| std::mem::take(&mut j.rows)).collect();
-        let outcome =
-            Entity::insert_many(rows).exec_without_returning(&db).await.map(|_| ()).map_err(|e| e.to_string());
+        let rows: Vec<Model> = batch.iter_mut().flat_map(|j| std::mem::take(&mut j.rows)).collect();
+        let outcome = match &hot {
+            Some(hot) => hot.insert_audit(&rows).await,
+            None => {
+                let rows = rows.into_iter().map(|m| m.into_active_model().reset_all());
+                Entity::insert_many(rows).exec_without_returning(&db).await.map(|_| ())
+            }
+        }
+        .map_err(|e| e.to_string());
         if let Err(why) = &outcome {
             tracing::error!(error = %why, requests = batch.len(), "audit batch write failed");
         }

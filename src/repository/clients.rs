@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{audit, audit_writer::AuditWriter, bulk::BulkTxn, tags};
+use super::{audit, audit_writer::AuditWriter, bulk::BulkTxn, hot_pg::HotPg, tags};
 use crate::{
     domain::{
         audit::{AuditContext, AuditEntry, action},
@@ -118,15 +118,22 @@ fn holds_personal_data(m: &Model) -> bool {
 /// through the group-commit [`AuditWriter`], which returns only once the
 /// event is committed, so the caller still answers after its audit row is
 /// durable, and a failed write fails the read.
+///
+/// On PostgreSQL without TLS the read goes through `hot` (prepared, no
+/// pool ping; see [`super::hot_pg`]) with the same visibility rule.
 pub async fn find_for_read(
     db: &impl ConnectionTrait,
+    hot: Option<&HotPg>,
     writer: &AuditWriter,
     audit_ctx: &AuditContext,
     action: &'static str,
     scope: &ClientScope,
     id: Uuid,
 ) -> Result<Option<Model>, DbErr> {
-    let found = find_visible(db, scope, id).await?;
+    let found = match hot {
+        Some(hot) => hot.find_client(scope, id).await?,
+        None => find_visible(db, scope, id).await?,
+    };
     if found.as_ref().is_some_and(holds_personal_data) {
         writer.record(audit_ctx, &[entry(action, id)]).await?;
     }

@@ -10,6 +10,7 @@ pub mod demand;
 pub mod districts;
 pub mod employers;
 pub mod funding;
+pub mod hot_pg;
 pub mod idempotency;
 pub mod measures;
 pub mod providers;

@@ -23,8 +23,10 @@ use crate::auth::Access;
 
 /// Every route under `/api/v1`.
 pub fn configure(cfg: &mut ServiceConfig) {
-    providers::configure(cfg);
+    // Routes are tried in this order, each `{id}` pattern by a regex: the
+    // most frequent request, a client read, comes first.
     clients::configure(cfg);
+    providers::configure(cfg);
     employers::configure(cfg);
     vacancies::configure(cfg);
     measures::configure(cfg);

@@ -20,6 +20,7 @@ use crate::{
         audit_writer::AuditWriter,
         clients::{ClientFilter, ClientScope},
         consultations::Subject,
+        hot_pg::HotPg,
     },
     routes::common::PageRequest,
 };
@@ -97,13 +98,14 @@ pub async fn get(
 /// group-committed with those of concurrent reads (`AuditWriter`).
 pub async fn read(
     db: &impl ConnectionTrait,
+    hot: Option<&HotPg>,
     writer: &AuditWriter,
     audit: &AuditContext,
     principal: &Principal,
     id: Uuid,
 ) -> Result<Model, ApiError> {
     let scope = scope_for(principal)?;
-    readable(repository::clients::find_for_read(db, writer, audit, action::CLIENT_READ, &scope, id).await?)
+    readable(repository::clients::find_for_read(db, hot, writer, audit, action::CLIENT_READ, &scope, id).await?)
 }
 
 /// A found client as an answer: `404` when not visible, `410` when erased.

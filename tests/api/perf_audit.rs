@@ -162,3 +162,33 @@ async fn invisible_and_erased_clients_are_not_audited_as_read() {
     assert_eq!(app.get(&format!("/api/v1/clients/{erased_id}"), &reader).await.status(), 410);
     assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 0);
 }
+
+/// The PostgreSQL hot path (`hot_pg`) reads a client as the ORM does, every
+/// column, with the same visibility; on SQLite there is none.
+#[tokio::test]
+async fn the_hot_path_reads_a_client_exactly_as_the_orm_does() {
+    use ostwerk::{
+        entities::client,
+        repository::{clients::ClientScope, hot_pg::HotPg},
+    };
+    use sea_orm::EntityTrait;
+    // Arrange: a client with every field set, created by a job centre.
+    let app = spawn_app().await;
+    let hot = HotPg::new(&app.settings);
+    if !is_postgres() {
+        assert!(hot.is_none(), "no hot path on SQLite");
+        return;
+    }
+    let hot = hot.expect("a hot path on a loopback PostgreSQL without sslmode");
+    let jc = Caller::new("jobcenter").with_org("jc-hot");
+    let body = client_body(); // every field of SPEC §3 set
+    let created = app.create_client(&jc, &body).await;
+    let id: uuid::Uuid = id_of(&created).parse().unwrap();
+    let db = app.db().await;
+    let orm = client::Entity::find_by_id(id).one(&db).await.unwrap().expect("the client");
+    // Act + Assert: office scope and the owning job centre see the same model; another job centre sees nothing.
+    assert_eq!(hot.find_client(&ClientScope::All, id).await.unwrap().as_ref(), Some(&orm));
+    assert_eq!(hot.find_client(&ClientScope::Org("jc-hot".into()), id).await.unwrap().as_ref(), Some(&orm));
+    assert_eq!(hot.find_client(&ClientScope::Org("jc-other".into()), id).await.unwrap(), None);
+    assert_eq!(hot.find_client(&ClientScope::All, uuid::Uuid::new_v4()).await.unwrap(), None);
+}

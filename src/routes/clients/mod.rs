@@ -154,7 +154,8 @@ pub async fn get_client(
 ) -> Result<HttpResponse, ApiError> {
     user.require(&GET)?;
     let audit = audit_context(&user, &req);
-    let model = clients::read(&state.db, &state.audit_writer, &audit, &user, id.into_inner()).await?;
+    let model =
+        clients::read(&state.db, state.hot_pg.as_ref(), &state.audit_writer, &audit, &user, id.into_inner()).await?;
     Ok(ok_with_etag(model.version, &ClientDto::from(&model)))
 }
 
