@@ -80,10 +80,26 @@ pub(crate) fn session_timeouts(statement_ms: u64, lock_ms: u64) -> Vec<(&'static
 /// other host keeps `prefer`.
 pub fn loopback_without_sslmode(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return false };
-    if parsed.query_pairs().any(|(k, _)| k == "sslmode" || k == "ssl-mode") {
-        return false;
+    sslmode(&parsed).is_none() && loopback(&parsed)
+}
+
+/// Whether connections to the PostgreSQL `url` are plain: `sslmode=disable`,
+/// or [`loopback_without_sslmode`].
+pub fn plain_connection(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    match sslmode(&parsed) {
+        Some(mode) => mode == "disable",
+        None => loopback(&parsed),
     }
-    match parsed.host() {
+}
+
+/// The `sslmode` of a database URL (sqlx also reads `ssl-mode`).
+fn sslmode(url: &url::Url) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == "sslmode" || k == "ssl-mode").map(|(_, v)| v.into_owned())
+}
+
+fn loopback(url: &url::Url) -> bool {
+    match url.host() {
         // `postgres:` is not a special scheme: the URL crate leaves its
         // IPv4 hosts as names.
         Some(url::Host::Domain(d)) => {
@@ -93,14 +109,6 @@ pub fn loopback_without_sslmode(url: &str) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
-}
-
-/// Whether connections to the PostgreSQL `url` are plain: `sslmode=disable`,
-/// or [`loopback_without_sslmode`].
-pub fn plain_connection(url: &str) -> bool {
-    let explicit_disable = url::Url::parse(url)
-        .is_ok_and(|u| u.query_pairs().any(|(k, v)| (k == "sslmode" || k == "ssl-mode") && v == "disable"));
-    explicit_disable || loopback_without_sslmode(url)
 }
 
 /// The key of the advisory lock held while migrating (any fixed 64-bit

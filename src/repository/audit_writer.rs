@@ -14,8 +14,8 @@
 //!
 //! While one batch is being written the next one fills, so batches grow
 //! with load and stay at one row when the service is idle (no timer, no
-//! added latency). `OSTWERK_AUDIT_WRITERS` tasks write in turn so that a batch in flight
-//! never stalls the queue behind it.
+//! added latency). `OSTWERK_AUDIT_WRITERS` tasks write in turn so that a
+//! batch in flight never stalls the queue behind it.
 //!
 //! Writes inside a transaction (changes of personal data) keep
 //! `audit::record` on their own transaction: their event must commit or roll

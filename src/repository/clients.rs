@@ -47,6 +47,15 @@ pub(crate) fn scope_condition(scope: &ClientScope) -> Condition {
     }
 }
 
+/// [`scope_condition`] for an organisation as raw SQL over `clients c`
+/// (for the statements written by hand: the read-and-audit CTE and the
+/// hot path, `super::hot_pg`), the org bound as `param`.
+pub(crate) fn org_visible_sql(param: &str) -> String {
+    format!(
+        " AND (c.created_by_org = {param} OR c.id IN (SELECT r.client_id FROM referrals r WHERE r.referring_org = {param}))"
+    )
+}
+
 fn entry(action: &'static str, id: Uuid) -> AuditEntry {
     AuditEntry { action, resource: "client", resource_id: Some(id), client_id: Some(id) }
 }
@@ -167,10 +176,10 @@ async fn find_audited_pg(
         ClientStatus::Erased.as_str().into(),
     ];
     let visible = match scope {
-        ClientScope::All => "",
+        ClientScope::All => String::new(),
         ClientScope::Org(org) => {
             values.push(org.clone().into());
-            " AND (c.created_by_org = $10 OR c.id IN (SELECT r.client_id FROM referrals r WHERE r.referring_org = $10))"
+            org_visible_sql("$10")
         }
     };
     let sql = format!(

@@ -15,7 +15,7 @@
 //! The hot path exists only where its connection is as safe as the main
 //! pool's: on a plain connection, i.e. `sslmode=disable` in
 //! `DATABASE_URL`, or no `sslmode` and a loopback host (see
-//! [`crate::db::plain_loopback`]). With TLS to a remote database, reads take
+//! [`crate::db::plain_connection`]). With TLS to a remote database, reads take
 //! the sea-orm path (same answers, same audit, slower).
 use std::{sync::LazyLock, time::Duration};
 
@@ -24,7 +24,7 @@ use sea_orm::{DbErr, RuntimeErr, error::ConnAcquireErr};
 use tokio_postgres::{NoTls, Row, config::SslMode};
 use uuid::Uuid;
 
-use super::clients::ClientScope;
+use super::clients::{ClientScope, org_visible_sql};
 use crate::{
     config::Settings,
     entities::{audit_event, client},
@@ -106,12 +106,8 @@ impl HotPg {
                 conn.query_opt(&stmt, &[&id]).await
             }
             ClientScope::Org(org) => {
-                // The same visibility as `clients::scope_condition`.
                 static SQL: LazyLock<String> = LazyLock::new(|| {
-                    format!(
-                        "SELECT {CLIENT_COLUMNS} FROM clients c WHERE c.id = $1 AND (c.created_by_org = $2 \
-                         OR c.id IN (SELECT r.client_id FROM referrals r WHERE r.referring_org = $2))"
-                    )
+                    format!("SELECT {CLIENT_COLUMNS} FROM clients c WHERE c.id = $1{}", org_visible_sql("$2"))
                 });
                 let stmt = conn.prepare_cached(&SQL).await.map_err(query_error)?;
                 conn.query_opt(&stmt, &[&id, org]).await
@@ -125,17 +121,16 @@ impl HotPg {
     pub async fn insert_audit(&self, rows: &[audit_event::Model]) -> Result<(), DbErr> {
         let conn = self.pool.get().await.map_err(pool_error)?;
         let stmt = conn.prepare_cached(INSERT_AUDIT).await.map_err(query_error)?;
-        let col = |f: &dyn Fn(&audit_event::Model) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let at: Vec<_> = rows.iter().map(|r| r.at).collect();
-        let actor = col(&|r| Some(r.actor.clone()));
-        let actor_org = col(&|r| r.actor_org.clone());
-        let action = col(&|r| Some(r.action.clone()));
-        let resource = col(&|r| Some(r.resource.clone()));
+        let actor: Vec<&str> = rows.iter().map(|r| r.actor.as_str()).collect();
+        let actor_org: Vec<Option<&str>> = rows.iter().map(|r| r.actor_org.as_deref()).collect();
+        let action: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+        let resource: Vec<&str> = rows.iter().map(|r| r.resource.as_str()).collect();
         let resource_id: Vec<Option<Uuid>> = rows.iter().map(|r| r.resource_id).collect();
         let client_id: Vec<Option<Uuid>> = rows.iter().map(|r| r.client_id).collect();
-        let request_id = col(&|r| Some(r.request_id.clone()));
-        let client_request_id = col(&|r| r.client_request_id.clone());
+        let request_id: Vec<&str> = rows.iter().map(|r| r.request_id.as_str()).collect();
+        let client_request_id: Vec<Option<&str>> = rows.iter().map(|r| r.client_request_id.as_deref()).collect();
         conn.execute(
             &stmt,
             &[
@@ -195,7 +190,7 @@ fn pool_error(e: PoolError) -> DbErr {
 }
 
 /// A failed statement. A broken connection is "unavailable" (`503`); a
-/// PostgreSQL error keeps its SQLSTATE in front ([`crate::db::sqlstate`]),
+/// PostgreSQL error keeps its SQLSTATE in front ([`crate::db::HOT_SQLSTATE`]),
 /// so lock and statement timeouts are classified as on the main pool.
 fn query_error(e: tokio_postgres::Error) -> DbErr {
     use std::error::Error as _;

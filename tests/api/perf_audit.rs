@@ -164,7 +164,8 @@ async fn invisible_and_erased_clients_are_not_audited_as_read() {
 }
 
 /// The PostgreSQL hot path (`hot_pg`) reads a client as the ORM does, every
-/// column, with the same visibility; on SQLite there is none.
+/// column, with the same visibility (created or referred by the caller's
+/// organisation); on SQLite there is none.
 #[tokio::test]
 async fn the_hot_path_reads_a_client_exactly_as_the_orm_does() {
     use ostwerk::{
@@ -191,4 +192,18 @@ async fn the_hot_path_reads_a_client_exactly_as_the_orm_does() {
     assert_eq!(hot.find_client(&ClientScope::Org("jc-hot".into()), id).await.unwrap().as_ref(), Some(&orm));
     assert_eq!(hot.find_client(&ClientScope::Org("jc-other".into()), id).await.unwrap(), None);
     assert_eq!(hot.find_client(&ClientScope::All, uuid::Uuid::new_v4()).await.unwrap(), None);
+
+    // Arrange: a client of the office that a third job centre referred
+    // (its referral rewritten to name that job centre as referrer).
+    use crate::referral_fixtures as fx;
+    let provider = fx::provider(&app).await;
+    let measure = fx::measure(&app, &provider.id, 3, serde_json::json!({})).await;
+    let referral = fx::fresh_referral(&app, &caseworker(), &fx::Target::Measure(fx::id(&measure))).await;
+    let referred: uuid::Uuid = referral["client_id"].as_str().unwrap().parse().unwrap();
+    let update = format!("UPDATE referrals SET referring_org = 'jc-referrer' WHERE id = '{}'", fx::id(&referral));
+    execute(&db, &update).await;
+    let orm = client::Entity::find_by_id(referred).one(&db).await.unwrap().expect("the referred client");
+    // Act + Assert: the referring job centre sees it, another one does not.
+    assert_eq!(hot.find_client(&ClientScope::Org("jc-referrer".into()), referred).await.unwrap(), Some(orm));
+    assert_eq!(hot.find_client(&ClientScope::Org("jc-other".into()), referred).await.unwrap(), None);
 }
