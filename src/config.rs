@@ -185,9 +185,10 @@ pub struct Settings {
     #[arg(long, env = "OSTWERK_AUDIT_RETENTION_DAYS", default_value_t = 0, global = true)]
     pub audit_retention_days: u32,
 
-    /// Tasks writing the group-committed audit events of reads: batches in
-    /// flight at once (each waits for its commit's WAL flush).
-    #[arg(long, env = "OSTWERK_AUDIT_WRITERS", default_value_t = 2,
+    /// Tasks per HTTP worker writing the group-committed audit events of
+    /// reads: that worker's batches in flight at once (each waits for its
+    /// commit's WAL flush).
+    #[arg(long, env = "OSTWERK_AUDIT_WRITERS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub audit_writers: u16,
 

@@ -14,13 +14,23 @@
 //!
 //! While one batch is being written the next one fills, so batches grow
 //! with load and stay at one row when the service is idle (no timer, no
-//! added latency). `OSTWERK_AUDIT_WRITERS` tasks write in turn so that a
-//! batch in flight never stalls the queue behind it.
+//! added latency). Each thread that records (each HTTP worker) has its own
+//! queue and writer tasks, on its own runtime, writing through its own
+//! hot-path connections ([`HotPg`]): a request, its batch and the batch's
+//! statement stay on one thread, with no cross-thread wake-up on the way.
+//! `OSTWERK_AUDIT_WRITERS` tasks per thread write in turn, so that a batch
+//! in flight need not stall the queue behind it.
 //!
 //! Writes inside a transaction (changes of personal data) keep
 //! `audit::record` on their own transaction: their event must commit or roll
 //! back with the change.
-use std::sync::Arc;
+use std::{
+    cell::RefCell,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -33,7 +43,8 @@ use crate::{
 
 /// Most rows in one `INSERT` (10 columns: well below every bind limit).
 const MAX_ROWS: usize = 1_000;
-/// Requests waiting at most; beyond that a read waits for room (back pressure).
+/// Requests waiting at most per thread; beyond that a read waits for room
+/// (back pressure).
 const QUEUE: usize = 8_192;
 
 struct Job {
@@ -44,22 +55,32 @@ struct Job {
 /// The handle requests hand their audit rows to (cheap to clone).
 #[derive(Clone)]
 pub struct AuditWriter {
-    jobs: mpsc::Sender<Job>,
+    setup: Arc<Setup>,
+}
+
+struct Setup {
+    /// Tells this writer's queues apart from another's on the same thread
+    /// (tests run several services in one process).
+    id: u64,
+    db: DatabaseConnection,
+    hot: Option<HotPg>,
+    writers: u16,
+}
+
+thread_local! {
+    /// This thread's queue of each writer (see [`AuditWriter::queue`]).
+    static QUEUES: RefCell<Vec<(u64, mpsc::Sender<Job>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl AuditWriter {
-    /// Starts the writer tasks on the current Tokio runtime; they end when
-    /// the last handle is dropped, after writing what was queued.
-    /// Batches go through `hot` (one prepared statement) where there is one.
-    /// `writers` tasks take turns (`OSTWERK_AUDIT_WRITERS`): while one
-    /// waits for its commit, the next batch fills and goes out.
+    /// A writer whose batches go through `hot` (one prepared statement)
+    /// where there is one, else through `db`. `writers` tasks per thread take
+    /// turns (`OSTWERK_AUDIT_WRITERS`): while one waits for its commit, the
+    /// next batch fills and goes out. The tasks start with a thread's first
+    /// record and end with its runtime.
     pub fn start(db: DatabaseConnection, hot: Option<HotPg>, writers: u16) -> Self {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(db.clone(), hot.clone(), queue.clone()));
-        }
-        Self { jobs }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Self { setup: Arc::new(Setup { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), db, hot, writers }) }
     }
 
     /// Records `entries` and returns once they are committed. An error is a
@@ -72,12 +93,32 @@ impl AuditWriter {
         let (done, outcome) = oneshot::channel();
         // `write_failed` counts the failure and makes it a `503`.
         let failed = |why: &str| audit::write_failed(DbErr::Custom(why.to_owned()));
-        self.jobs.send(Job { rows, done }).await.map_err(|_| failed("the audit writer has stopped"))?;
+        self.queue().send(Job { rows, done }).await.map_err(|_| failed("the audit writer has stopped"))?;
         match outcome.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(why)) => Err(failed(&why)),
             Err(_) => Err(failed("the audit writer stopped before the write")),
         }
+    }
+
+    /// This thread's queue, with its writer tasks spawned on the current
+    /// runtime at first use (again if that runtime has ended since: its
+    /// tasks ended with it and the queue is closed).
+    fn queue(&self) -> mpsc::Sender<Job> {
+        QUEUES.with(|queues| {
+            let mut queues = queues.borrow_mut();
+            queues.retain(|(_, q)| !q.is_closed());
+            if let Some((_, q)) = queues.iter().find(|(id, _)| *id == self.setup.id) {
+                return q.clone();
+            }
+            let (jobs, queue) = mpsc::channel(QUEUE);
+            let queue = Arc::new(Mutex::new(queue));
+            for _ in 0..self.setup.writers.max(1) {
+                tokio::spawn(write_batches(self.setup.db.clone(), self.setup.hot.clone(), queue.clone()));
+            }
+            queues.push((self.setup.id, jobs.clone()));
+            jobs
+        })
     }
 }
 
@@ -90,6 +131,11 @@ async fn write_batches(db: DatabaseConnection, hot: Option<HotPg>, queue: Arc<Mu
         {
             let mut queue = queue.lock().await;
             let Some(first) = queue.recv().await else { return };
+            // Let the requests this thread can run right now (their reads
+            // just answered) queue their rows first: they join this batch
+            // instead of paying a commit of their own. No timer: this only
+            // waits for work that is already runnable.
+            tokio::task::yield_now().await;
             let mut rows = first.rows.len();
             batch.push(first);
             while rows < MAX_ROWS {

@@ -17,7 +17,20 @@
 //! `DATABASE_URL`, or no `sslmode` and a loopback host (see
 //! [`crate::db::plain_connection`]). With TLS to a remote database, reads take
 //! the sea-orm path (same answers, same audit, slower).
-use std::{sync::LazyLock, time::Duration};
+//!
+//! Each thread has its own pool ([`HotPg::pool`]): a connection's I/O task
+//! runs on the runtime that opened it, so with one shared pool a request on
+//! one HTTP worker would wake another worker's thread for every statement
+//! (two cross-thread wake-ups per round trip). With a pool per worker the
+//! request, its statement and the connection's socket stay on one thread.
+use std::{
+    cell::RefCell,
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use sea_orm::{DbErr, RuntimeErr, error::ConnAcquireErr};
@@ -30,10 +43,27 @@ use crate::{
     entities::{audit_event, client},
 };
 
-/// The pool of the hot path (cheap to clone).
+/// The hot path (cheap to clone): how to open its connections; the pools
+/// themselves are per thread ([`HotPg::pool`]).
 #[derive(Clone)]
 pub struct HotPg {
-    pool: Pool,
+    setup: Arc<Setup>,
+}
+
+struct Setup {
+    /// Tells this instance's pools apart from another's on the same thread
+    /// (tests run several services in one process).
+    id: u64,
+    config: tokio_postgres::Config,
+    /// Connections per thread: half of `OSTWERK_DB_MAX_CONNECTIONS`, shared
+    /// among the HTTP workers, at least 2 each.
+    per_thread: usize,
+    wait: Duration,
+}
+
+thread_local! {
+    /// This thread's pool of each hot path (see [`HotPg::pool`]).
+    static POOLS: RefCell<Vec<(u64, Pool)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Every column of `clients`, in the order [`client_from_row`] reads them.
@@ -78,16 +108,22 @@ impl HotPg {
         if !options.is_empty() {
             config.options(&options);
         }
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let threads = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // Half: a statement here is short and PostgreSQL has the cores it
+        // has. More backends than that only take turns on them (and commit
+        // smaller audit batches): with 2 cores, 4 connections per worker served
+        // ~25 % more reads than 8, and 16 fewer still (docs/BENCHMARKS.md).
+        let per_thread = (settings.db_max_connections as usize / 2).div_ceil(threads).max(2);
         let wait = Duration::from_millis(settings.db_acquire_timeout_ms.max(1));
-        let pool = Pool::builder(manager)
-            .max_size(settings.db_max_connections.max(2) as usize)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(wait))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .build();
-        match pool {
-            Ok(pool) => Some(Self { pool }),
+        let setup = Setup { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), config, per_thread, wait };
+        // Built once here so that a configuration deadpool rejects turns the
+        // hot path off at start, not in a request.
+        match setup.build() {
+            Ok(_) => Some(Self { setup: Arc::new(setup) }),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build the hot-path pool: client reads use the main pool");
                 None
@@ -95,9 +131,30 @@ impl HotPg {
         }
     }
 
+    /// This thread's pool, built on first use. Its connections are opened
+    /// on the calling thread's runtime and keep their I/O there; an HTTP
+    /// worker is one thread, so its requests and their statements never
+    /// wake another thread.
+    fn pool(&self) -> Result<Pool, DbErr> {
+        POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            if let Some((_, pool)) = pools.iter().find(|(id, _)| *id == self.setup.id) {
+                return Ok(pool.clone());
+            }
+            let pool = self.setup.build().map_err(|e| DbErr::Conn(RuntimeErr::Internal(format!("hot path: {e}"))))?;
+            pools.push((self.setup.id, pool.clone()));
+            Ok(pool)
+        })
+    }
+
+    /// A connection of this thread's pool.
+    async fn conn(&self) -> Result<deadpool_postgres::Object, DbErr> {
+        self.pool()?.get().await.map_err(pool_error)
+    }
+
     /// The client `id` if `scope` sees it (no audit: the caller audits).
     pub async fn find_client(&self, scope: &ClientScope, id: Uuid) -> Result<Option<client::Model>, DbErr> {
-        let conn = self.pool.get().await.map_err(pool_error)?;
+        let conn = self.conn().await?;
         let row = match scope {
             ClientScope::All => {
                 static SQL: LazyLock<String> =
@@ -119,7 +176,7 @@ impl HotPg {
 
     /// Writes `rows` in one statement (its own transaction, committed when it returns).
     pub async fn insert_audit(&self, rows: &[audit_event::Model]) -> Result<(), DbErr> {
-        let conn = self.pool.get().await.map_err(pool_error)?;
+        let conn = self.conn().await?;
         let stmt = conn.prepare_cached(INSERT_AUDIT).await.map_err(query_error)?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let at: Vec<_> = rows.iter().map(|r| r.at).collect();
@@ -149,6 +206,19 @@ impl HotPg {
         .await
         .map(|_| ())
         .map_err(query_error)
+    }
+}
+
+impl Setup {
+    fn build(&self) -> Result<Pool, deadpool_postgres::BuildError> {
+        let manager =
+            Manager::from_config(self.config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        Pool::builder(manager)
+            .max_size(self.per_thread)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.wait))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()
     }
 }
 
