@@ -93,6 +93,16 @@ async fn a_failed_audit_write_fails_the_read_with_503() {
     assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 1);
 }
 
+/// `n` reads of client `id` at once with `token`; their statuses.
+async fn read_at_once(app: &TestApp, id: &str, token: &str, n: usize) -> Vec<u16> {
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (http, url, token) = (app.client.clone(), app.url(&format!("/api/v1/clients/{id}")), token.to_owned());
+        reads.spawn(async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() });
+    }
+    reads.join_all().await
+}
+
 #[tokio::test]
 async fn concurrent_reads_are_each_audited_once() {
     // Arrange
@@ -102,16 +112,52 @@ async fn concurrent_reads_are_each_audited_once() {
     let reader = caseworker();
     let token = token_for(&reader);
     // Act: 48 reads at once.
-    let mut reads = tokio::task::JoinSet::new();
-    for _ in 0..48 {
-        let (http, url, token) = (app.client.clone(), app.url(&format!("/api/v1/clients/{id}")), token.clone());
-        reads.spawn(async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() });
-    }
-    let statuses: Vec<u16> = reads.join_all().await;
+    let statuses = read_at_once(&app, &id, &token, 48).await;
     // Assert: every read answered and every read audited, once.
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let db = app.db().await;
     assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 48);
+}
+
+/// The hot path keeps the connection budget the README gives (half of
+/// `OSTWERK_DB_MAX_CONNECTIONS`, split among the HTTP workers), however many
+/// reads arrive at once on how many workers, and every read is still
+/// audited once by its worker's writer.
+#[tokio::test]
+async fn concurrent_reads_on_two_workers_stay_within_the_hot_path_budget() {
+    // Arrange: 2 workers, 8 connections: at most 2 hot-path connections each.
+    let app = spawn_app_with(Options {
+        configure: Some(Box::new(|s: &mut ostwerk::config::Settings| {
+            s.workers = 2;
+            s.db_max_connections = 8;
+        })),
+        ..Options::default()
+    })
+    .await;
+    let client = app.create_client(&caseworker(), &new_client()).await;
+    let id = id_of(&client);
+    let reader = caseworker();
+    let token = token_for(&reader);
+    // Act: 64 reads at once, over as many connections as the HTTP client opens.
+    let statuses = read_at_once(&app, &id, &token, 64).await;
+    // Assert: all answered and audited once; on PostgreSQL the hot path used
+    // at least one and at most 2 × 2 connections to this database.
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let db = app.db().await;
+    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 64);
+    if is_postgres() {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'ostwerk-hot'",
+            ))
+            .await
+            .unwrap()
+            .expect("a count");
+        let hot: i64 = row.try_get("", "n").unwrap();
+        assert!((1..=4).contains(&hot), "{hot} hot-path connections, the budget is 4");
+    }
 }
 
 #[tokio::test]
