@@ -24,15 +24,10 @@
 //! Writes inside a transaction (changes of personal data) keep
 //! `audit::record` on their own transaction: their event must commit or roll
 //! back with the change.
-use std::{
-    cell::RefCell,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::{cell::RefCell, sync::Arc};
 
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel};
+use thread_local::ThreadLocal;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{audit, hot_pg::HotPg};
@@ -59,17 +54,11 @@ pub struct AuditWriter {
 }
 
 struct Setup {
-    /// Tells this writer's queues apart from another's on the same thread
-    /// (tests run several services in one process).
-    id: u64,
+    /// Each thread's queue (see [`AuditWriter::queue`]).
+    queues: ThreadLocal<RefCell<mpsc::Sender<Job>>>,
     db: DatabaseConnection,
     hot: Option<HotPg>,
     writers: u16,
-}
-
-thread_local! {
-    /// This thread's queue of each writer (see [`AuditWriter::queue`]).
-    static QUEUES: RefCell<Vec<(u64, mpsc::Sender<Job>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl AuditWriter {
@@ -79,8 +68,7 @@ impl AuditWriter {
     /// next batch fills and goes out. The tasks start with a thread's first
     /// record and end with its runtime.
     pub fn start(db: DatabaseConnection, hot: Option<HotPg>, writers: u16) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        Self { setup: Arc::new(Setup { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), db, hot, writers }) }
+        Self { setup: Arc::new(Setup { queues: ThreadLocal::new(), db, hot, writers }) }
     }
 
     /// Records `entries` and returns once they are committed. An error is a
@@ -105,20 +93,21 @@ impl AuditWriter {
     /// runtime at first use (again if that runtime has ended since: its
     /// tasks ended with it and the queue is closed).
     fn queue(&self) -> mpsc::Sender<Job> {
-        QUEUES.with(|queues| {
-            let mut queues = queues.borrow_mut();
-            queues.retain(|(_, q)| !q.is_closed());
-            if let Some((_, q)) = queues.iter().find(|(id, _)| *id == self.setup.id) {
-                return q.clone();
-            }
-            let (jobs, queue) = mpsc::channel(QUEUE);
-            let queue = Arc::new(Mutex::new(queue));
-            for _ in 0..self.setup.writers.max(1) {
-                tokio::spawn(write_batches(self.setup.db.clone(), self.setup.hot.clone(), queue.clone()));
-            }
-            queues.push((self.setup.id, jobs.clone()));
-            jobs
-        })
+        let queue = self.setup.queues.get_or(|| RefCell::new(self.spawn_writers()));
+        if queue.borrow().is_closed() {
+            *queue.borrow_mut() = self.spawn_writers();
+        }
+        queue.borrow().clone()
+    }
+
+    /// A new queue and its `writers` tasks on the current runtime.
+    fn spawn_writers(&self) -> mpsc::Sender<Job> {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..self.setup.writers.max(1) {
+            tokio::spawn(write_batches(self.setup.db.clone(), self.setup.hot.clone(), queue.clone()));
+        }
+        jobs
     }
 }
 

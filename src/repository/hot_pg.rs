@@ -24,16 +24,13 @@
 //! (two cross-thread wake-ups per round trip). With a pool per worker the
 //! request, its statement and the connection's socket stay on one thread.
 use std::{
-    cell::RefCell,
-    sync::{
-        Arc, LazyLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, LazyLock},
     time::Duration,
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use sea_orm::{DbErr, RuntimeErr, error::ConnAcquireErr};
+use thread_local::ThreadLocal;
 use tokio_postgres::{NoTls, Row, config::SslMode};
 use uuid::Uuid;
 
@@ -51,19 +48,13 @@ pub struct HotPg {
 }
 
 struct Setup {
-    /// Tells this instance's pools apart from another's on the same thread
-    /// (tests run several services in one process).
-    id: u64,
+    /// Each thread's pool (see [`HotPg::pool`]).
+    pools: ThreadLocal<Pool>,
     config: tokio_postgres::Config,
     /// Connections per thread: half of `OSTWERK_DB_MAX_CONNECTIONS`, shared
     /// among the HTTP workers, at least 2 each.
     per_thread: usize,
     wait: Duration,
-}
-
-thread_local! {
-    /// This thread's pool of each hot path (see [`HotPg::pool`]).
-    static POOLS: RefCell<Vec<(u64, Pool)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Every column of `clients`, in the order [`client_from_row`] reads them.
@@ -108,7 +99,6 @@ impl HotPg {
         if !options.is_empty() {
             config.options(&options);
         }
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let threads = match settings.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -119,7 +109,7 @@ impl HotPg {
         // ~25 % more reads than 8, and 16 fewer still (docs/BENCHMARKS.md).
         let per_thread = (settings.db_max_connections as usize / 2).div_ceil(threads).max(2);
         let wait = Duration::from_millis(settings.db_acquire_timeout_ms.max(1));
-        let setup = Setup { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), config, per_thread, wait };
+        let setup = Setup { pools: ThreadLocal::new(), config, per_thread, wait };
         // Built once here so that a configuration deadpool rejects turns the
         // hot path off at start, not in a request.
         match setup.build() {
@@ -135,16 +125,11 @@ impl HotPg {
     /// on the calling thread's runtime and keep their I/O there; an HTTP
     /// worker is one thread, so its requests and their statements never
     /// wake another thread.
-    fn pool(&self) -> Result<Pool, DbErr> {
-        POOLS.with(|pools| {
-            let mut pools = pools.borrow_mut();
-            if let Some((_, pool)) = pools.iter().find(|(id, _)| *id == self.setup.id) {
-                return Ok(pool.clone());
-            }
-            let pool = self.setup.build().map_err(|e| DbErr::Conn(RuntimeErr::Internal(format!("hot path: {e}"))))?;
-            pools.push((self.setup.id, pool.clone()));
-            Ok(pool)
-        })
+    fn pool(&self) -> Result<&Pool, DbErr> {
+        self.setup
+            .pools
+            .get_or_try(|| self.setup.build())
+            .map_err(|e| DbErr::Conn(RuntimeErr::Internal(format!("hot path: {e}"))))
     }
 
     /// A connection of this thread's pool.
