@@ -190,62 +190,72 @@ fn spread(cells: &Cells) -> Cells {
     out
 }
 
+/// Most rows in one `INSERT` of cells.
+const CHUNK: usize = 500;
+
+/// The `VALUES` rows of `cells` (with `client` as last column when given).
+fn values_sql(binds: &mut Binds, client: Option<Uuid>, cells: &[(&CellKey, &Counts)]) -> String {
+    let rows: Vec<String> = cells
+        .iter()
+        .map(|(k, (n, keys))| {
+            let mut v = vec![
+                binds.push(k.part.clone()),
+                binds.push(k.district.clone()),
+                binds.push(k.target_groups.clone()),
+                binds.push(k.occupation_codes.clone()),
+                binds.push(k.kind.clone()),
+                binds.push(k.flag),
+                binds.push(k.day),
+                binds.push(*n),
+                binds.push(*keys),
+            ];
+            if let Some(id) = client {
+                v.push(binds.push(id));
+            }
+            format!("({})", v.join(", "))
+        })
+        .collect();
+    rows.join(", ")
+}
+
+/// `INSERT INTO <table> (<cell>, n, keys[, client_id]) VALUES …`
+fn insert_sql(binds: &mut Binds, table: &str, client: Option<Uuid>, cells: &[(&CellKey, &Counts)]) -> String {
+    let id = if client.is_some() { ", client_id" } else { "" };
+    format!("INSERT INTO {table} ({CELL}, n, keys{id}) VALUES {}", values_sql(binds, client, cells))
+}
+
 /// Inserts `cells` into `table` (`demand_cells`, or `demand_contributions`
-/// with `client`), a few hundred rows per statement.
+/// with `client`), [`CHUNK`] rows per statement.
 async fn insert(db: &impl ConnectionTrait, table: &str, client: Option<Uuid>, cells: &Cells) -> Result<(), DbErr> {
     let entries: Vec<_> = cells.iter().collect();
-    for chunk in entries.chunks(500) {
+    for chunk in entries.chunks(CHUNK) {
         let mut binds = Binds::new(db.get_database_backend());
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|(k, (n, keys))| {
-                let mut v = vec![
-                    binds.push(k.part.clone()),
-                    binds.push(k.district.clone()),
-                    binds.push(k.target_groups.clone()),
-                    binds.push(k.occupation_codes.clone()),
-                    binds.push(k.kind.clone()),
-                    binds.push(k.flag),
-                    binds.push(k.day),
-                    binds.push(*n),
-                    binds.push(*keys),
-                ];
-                if let Some(id) = client {
-                    v.push(binds.push(id));
-                }
-                format!("({})", v.join(", "))
-            })
-            .collect();
-        let id = if client.is_some() { ", client_id" } else { "" };
-        let sql = format!("INSERT INTO {table} ({CELL}, n, keys{id}) VALUES {}", values.join(", "));
+        let sql = insert_sql(&mut binds, table, client, chunk);
         db.execute_raw(binds.statement(sql)).await?;
     }
     Ok(())
 }
 
-/// Brings client `client_id`'s contribution up to date, in the caller's
-/// transaction, after its last change to the client or its referrals.
-///
-/// On PostgreSQL the client row is locked first, so two transactions
-/// refreshing one client take turns, and the second (READ COMMITTED) reads
-/// the first one's committed contribution and data. `FOR NO KEY UPDATE`,
-/// not `FOR UPDATE`: a referral insert holds `FOR KEY SHARE` on its client
-/// (the foreign key check), which `FOR UPDATE` waits for — two concurrent
-/// referral POSTs for one client would each hold one and wait for the
-/// other (a deadlock). `FOR NO KEY UPDATE` conflicts with itself (and with
-/// an `UPDATE` of the client) but not with key-share locks.
 pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
     if backend == DbBackend::Postgres {
         let sql = "SELECT id FROM clients WHERE id = $1 FOR NO KEY UPDATE";
         db.query_all_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?;
     }
+    // One round trip: the contribution as it is now (`old` 0) and as it was
+    // last stored (`old` 1), read after the lock.
     let mut binds = Binds::new(backend);
-    let sql = contribution_sql(&mut binds, &DemandRows { client: Some(client_id), ..Default::default() });
-    let new = cells_of(db.query_all_raw(binds.statement(sql)).await?)?;
-    let sql = format!("SELECT {CELL}, n, keys FROM demand_contributions WHERE client_id = {p}");
-    let old = cells_of(db.query_all_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?)?;
+    let current = contribution_sql(&mut binds, &DemandRows { client: Some(client_id), ..Default::default() });
+    let id = binds.push(client_id);
+    let sql = format!(
+        "SELECT 0 AS old, cur.* FROM ({current}) cur \
+         UNION ALL SELECT 1, {CELL}, n, keys FROM demand_contributions WHERE client_id = {id}"
+    );
+    let (mut stored, mut current) = (Vec::new(), Vec::new());
+    for row in db.query_all_raw(binds.statement(sql)).await? {
+        if row.try_get::<i32>("", "old")? == 0 { current.push(row) } else { stored.push(row) }
+    }
+    let (new, old) = (cells_of(current)?, cells_of(stored)?);
     if new == old {
         return Ok(());
     }
@@ -256,9 +266,33 @@ pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), D
         entry.1 -= keys;
     }
     delta.retain(|_, counts| *counts != (0, 0));
-    insert(db, "demand_cells", None, &delta).await?;
-    let sql = format!("DELETE FROM demand_contributions WHERE client_id = {p}");
-    db.execute_raw(Statement::from_sql_and_values(backend, sql, [client_id.into()])).await?;
+    let delta: Vec<_> = delta.iter().collect();
+    let new_rows: Vec<_> = new.iter().collect();
+    let mut binds = Binds::new(backend);
+    let id = binds.push(client_id);
+    let delete = format!("DELETE FROM demand_contributions WHERE client_id = {id}");
+    if backend == DbBackend::Postgres && delta.len() <= CHUNK && new_rows.len() <= CHUNK {
+        // One statement on PostgreSQL: append the delta to the log and
+        // replace the stored contribution (data-modifying CTEs all run).
+        let mut ctes = vec![format!("gone AS ({delete})")];
+        if !delta.is_empty() {
+            ctes.push(format!("logged AS ({})", insert_sql(&mut binds, "demand_cells", None, &delta)));
+        }
+        let last = if new_rows.is_empty() {
+            "SELECT 1".to_owned()
+        } else {
+            insert_sql(&mut binds, "demand_contributions", Some(client_id), &new_rows)
+        };
+        let sql = format!("WITH {} {last}", ctes.join(", "));
+        db.execute_raw(binds.statement(sql)).await?;
+        return Ok(());
+    }
+    for chunk in delta.chunks(CHUNK) {
+        let mut binds = Binds::new(backend);
+        let sql = insert_sql(&mut binds, "demand_cells", None, chunk);
+        db.execute_raw(binds.statement(sql)).await?;
+    }
+    db.execute_raw(binds.statement(delete)).await?;
     insert(db, "demand_contributions", Some(client_id), &new).await
 }
 

@@ -1,8 +1,8 @@
 //! Storage of Idempotency-Keys (table `idempotency_keys`).
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    ExprTrait, QueryFilter, Statement, sea_query::Expr,
 };
 
 use crate::entities::idempotency_key::{ActiveModel, Column, Entity, Model};
@@ -44,6 +44,52 @@ pub async fn claim(
     .insert(db)
     .await
     .map(|_| ())
+}
+
+/// PostgreSQL only: takes the transaction-scoped advisory lock of
+/// `(scope, key)` for the caller's transaction; `false` when another
+/// transaction holds it. The lock ends with that transaction, however it
+/// ends (commit, rollback, a dropped connection, a killed process).
+pub async fn try_lock(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<bool, DbErr> {
+    let sql = "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [format!("{scope}\n{key}").into()]))
+        .await?;
+    match row {
+        Some(row) => row.try_get("", "locked"),
+        None => Ok(false),
+    }
+}
+
+/// The answer of a create as one completed row, written in the create's own
+/// transaction; `false` when a row for the key appeared meanwhile (a
+/// batch's claim, which does not take the lock of [`try_lock`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_completed(
+    db: &impl ConnectionTrait,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    created_at: DateTime<Utc>,
+    status: u16,
+    body: &str,
+    location: Option<&str>,
+) -> Result<bool, DbErr> {
+    let sql = "INSERT INTO idempotency_keys \
+               (scope, key, fingerprint, state, status_code, response_body, location, created_at, holder, lease_until) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL) ON CONFLICT (scope, key) DO NOTHING";
+    let values: [sea_orm::Value; 8] = [
+        scope.into(),
+        key.into(),
+        fingerprint.into(),
+        COMPLETED.into(),
+        i32::from(status).into(),
+        body.into(),
+        location.map(str::to_owned).into(),
+        created_at.into(),
+    ];
+    let result = db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await?;
+    Ok(result.rows_affected() == 1)
 }
 
 pub async fn find(db: &impl ConnectionTrait, scope: &str, key: &str) -> Result<Option<Model>, DbErr> {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, ExprTrait,
-    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, TryInsertResult, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -102,31 +102,44 @@ pub struct NewEvent<'a> {
     pub at: DateTime<Utc>,
 }
 
-pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Model, DbErr> {
+/// Inserts the referral, or returns `None` when it would break a unique
+/// rule: the referring org's `external_id`, or the client's one active
+/// referral per target (a partial unique index). `ON CONFLICT DO NOTHING`
+/// waits for a concurrent insert of the same slot and never aborts the
+/// caller's transaction, so the caller can then look up who holds it; and
+/// the common case needs no duplicate `SELECT` before the insert.
+pub async fn insert(db: &impl ConnectionTrait, new: &NewReferral) -> Result<Option<Model>, DbErr> {
     let at = now();
     let id = new_id();
-    ActiveModel {
-        id: Set(id),
-        client_id: Set(new.client_id),
-        measure_id: Set(new.measure_id),
-        vacancy_id: Set(new.vacancy_id),
-        external_id: Set(new.external_id.clone()),
-        referring_org: Set(new.referring_org.clone()),
-        referred_by: Set(new.referred_by.clone()),
-        note: Set(new.note.clone()),
-        status: Set(ReferralStatus::Requested.as_str().to_owned()),
-        reason_code: Set(None),
-        reason_note: Set(None),
-        rejected_by: Set(None),
-        outcome: Set(None),
-        outcome_on: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
-        version: Set(1),
-        key_factor: Set(i64::from(crate::domain::cell_key::key_factor(id.as_u128()))),
-    }
-    .insert(db)
-    .await
+    let model = Model {
+        id,
+        client_id: new.client_id,
+        measure_id: new.measure_id,
+        vacancy_id: new.vacancy_id,
+        external_id: new.external_id.clone(),
+        referring_org: new.referring_org.clone(),
+        referred_by: new.referred_by.clone(),
+        note: new.note.clone(),
+        status: ReferralStatus::Requested.as_str().to_owned(),
+        reason_code: None,
+        reason_note: None,
+        rejected_by: None,
+        outcome: None,
+        outcome_on: None,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+        key_factor: i64::from(crate::domain::cell_key::key_factor(id.as_u128())),
+    };
+    // Every column is known: no `RETURNING` (which sea-orm reports as a
+    // missing row, not as a conflict, when nothing was inserted).
+    let row = ActiveModel::from(model.clone()).reset_all();
+    // No conflict target: any unique rule (the partial indexes included).
+    let any = sea_orm::sea_query::OnConflict::new().do_nothing().to_owned();
+    Ok(match Entity::insert(row).on_conflict(any).try_insert().exec_without_returning(db).await? {
+        TryInsertResult::Inserted(1) => Some(model),
+        TryInsertResult::Inserted(_) | TryInsertResult::Conflicted | TryInsertResult::Empty => None,
+    })
 }
 
 pub async fn record_event(db: &impl ConnectionTrait, e: &NewEvent<'_>) -> Result<(), DbErr> {

@@ -1,10 +1,22 @@
 //! `Idempotency-Key` on creating POSTs (SPEC §1).
 //!
-//! Scope is the caller (`Principal::scope`). The key is claimed in its own
-//! short transaction *before* the work starts, so a concurrent retry sees it
-//! and gets `409`; the work and the stored response then commit together.
-//! Only successful responses are stored: a failed attempt releases the key
-//! so the caller can correct and retry.
+//! Scope is the caller (`Principal::scope`). Only successful responses are
+//! stored: a failed attempt leaves the key free, so the caller can correct
+//! and retry.
+//!
+//! On PostgreSQL a create ([`run`]) does it all in its one transaction: it
+//! takes the key's transaction-scoped advisory lock (a concurrent request
+//! with the key fails to take it: `409`), looks the key up (replay, `422`
+//! for another body), does the work and inserts the answer as a completed
+//! row; all commit together. The lock ends with the transaction however it
+//! ends, so nothing is ever left "in progress", and the create costs one
+//! transaction instead of two (issue 8).
+//!
+//! Elsewhere (SQLite, and batches on either database, whose items commit
+//! one by one) the key is claimed in its own short transaction *before* the
+//! work starts, so a concurrent retry sees it and gets `409`; the work and
+//! the stored response then commit together, and a failure releases the
+//! claim.
 //!
 //! A claim names its holder (`<instance>/<claim>`, the instance being this
 //! process) and carries a lease of [`LEASE_SECONDS`] that the holder renews
@@ -29,7 +41,7 @@ use std::{
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::StatusCode};
 use chrono::Duration;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -177,6 +189,9 @@ where
         return Ok(created.into_response(false));
     };
     let scope = principal.scope();
+    if db.get_database_backend() == DbBackend::Postgres {
+        return run_locked(db, &scope, key, &fingerprint(request), work).await;
+    }
     let holder = match claim(db, &scope, key, &fingerprint(request)).await? {
         Claim::Replay(replay) => return Ok(replay),
         Claim::Fresh(holder) => holder,
@@ -212,6 +227,61 @@ where
             // with this request, and the claim is taken over at the next
             // retry here, or after its lease elsewhere.
             drop(repo::release(db, &scope, key, &holder.0).await);
+            Err(err)
+        }
+    }
+}
+
+/// [`run`] on PostgreSQL: the key's advisory lock, its lookup, the work and
+/// the stored answer in one transaction (see the module doc).
+async fn run_locked<F>(
+    db: &DatabaseConnection,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    work: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: AsyncFnOnce(&DatabaseTransaction) -> Result<Created, ApiError>,
+{
+    let txn = db.begin().await?;
+    let outcome: Result<Result<Created, HttpResponse>, ApiError> = async {
+        if !repo::try_lock(&txn, scope, key).await? {
+            return Err(in_progress());
+        }
+        let started = now();
+        if let Some(existing) = repo::find(&txn, scope, key).await? {
+            let left_behind = abandoned(&existing, started);
+            match judge(existing, fingerprint, started)? {
+                Found::Replay(replay) => return Ok(Err(replay)),
+                Found::Running if !left_behind => return Err(in_progress()),
+                // Past its retention, or a claim whose holder died: gone with this commit.
+                Found::Expired | Found::Running => repo::remove(&txn, scope, key).await?,
+            }
+        }
+        let created = work(&txn).await?;
+        let body = created.body.to_string();
+        let status = created.status.as_u16();
+        if !repo::insert_completed(&txn, scope, key, fingerprint, started, status, &body, created.location.as_deref())
+            .await?
+        {
+            // A batch claimed the key meanwhile (batches do not take the lock).
+            return Err(in_progress());
+        }
+        Ok(Ok(created))
+    }
+    .await;
+    match outcome {
+        Ok(Ok(created)) => {
+            txn.commit().await?;
+            Ok(created.into_response(false))
+        }
+        Ok(Err(replay)) => {
+            drop(txn.rollback().await);
+            Ok(replay)
+        }
+        Err(err) => {
+            drop(txn.rollback().await);
             Err(err)
         }
     }
@@ -288,37 +358,65 @@ async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &st
             Err(e) => return Err(e.into()),
         }
         let Some(existing) = repo::find(db, scope, key).await? else { continue };
-        if existing.created_at < started - Duration::hours(RETENTION_HOURS) {
-            repo::remove(db, scope, key).await?;
-            continue;
+        let left_behind = abandoned(&existing, started);
+        let stale = existing.clone();
+        match judge(existing, fingerprint, started)? {
+            Found::Expired => {
+                repo::remove(db, scope, key).await?;
+                continue;
+            }
+            Found::Replay(replay) => return Ok(Claim::Replay(replay)),
+            Found::Running => {
+                if left_behind && repo::take_over(db, &stale, started, holder.lease(started)).await? {
+                    return Ok(Claim::Fresh(holder));
+                }
+                return Err(in_progress());
+            }
         }
-        if existing.fingerprint != fingerprint {
-            return Err(ApiError::new(
-                Problem::IdempotencyKeyReused,
-                "This Idempotency-Key was used for a different request within the last 24 hours.",
-            ));
-        }
-        if existing.state == repo::COMPLETED {
-            let status = existing
-                .status_code
-                .and_then(|s| u16::try_from(s).ok())
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::OK);
-            let body =
-                existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-            return Ok(Claim::Replay(Created { status, location: existing.location, body }.into_response(true)));
-        }
-        if abandoned(&existing, started) && repo::take_over(db, &existing, started, holder.lease(started)).await? {
-            return Ok(Claim::Fresh(holder));
-        }
-        return Err(in_progress());
     }
     Err(ApiError::new(Problem::IdempotencyInProgress, "The Idempotency-Key is contended; retry shortly.")
         .with_retry_after(1))
 }
 
+/// What a stored row of the key means for a request with `fingerprint`.
+enum Found {
+    /// Past its retention: the key is free again.
+    Expired,
+    /// The stored answer (same request, completed).
+    Replay(HttpResponse),
+    /// Same request, still in progress (or left behind by a dead holder).
+    Running,
+}
+
+/// Judges `existing`; a different request under the key is a `422`.
+fn judge(
+    existing: repo::ClaimRow,
+    fingerprint: &str,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Found, ApiError> {
+    if existing.created_at < started - Duration::hours(RETENTION_HOURS) {
+        return Ok(Found::Expired);
+    }
+    if existing.fingerprint != fingerprint {
+        return Err(ApiError::new(
+            Problem::IdempotencyKeyReused,
+            "This Idempotency-Key was used for a different request within the last 24 hours.",
+        ));
+    }
+    if existing.state != repo::COMPLETED {
+        return Ok(Found::Running);
+    }
+    let status = existing
+        .status_code
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
+    Ok(Found::Replay(Created { status, location: existing.location, body }.into_response(true)))
+}
+
 /// Method, path and the canonical body (object keys sorted by `serde_json`).
-fn fingerprint((method, path, body): (&str, &str, &Value)) -> String {
+pub fn fingerprint((method, path, body): (&str, &str, &Value)) -> String {
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update(b" ");

@@ -108,7 +108,7 @@ pub async fn create(
     if status == ClientStatus::Erased.as_str() {
         return Err(ApiError::new(Problem::Gone, "The client's personal data was erased; it cannot be referred."));
     }
-    match (req.measure_id, req.vacancy_id) {
+    let target = match (req.measure_id, req.vacancy_id) {
         (Some(measure_id), None) => {
             let measure = repository::measures::find(db, measure_id)
                 .await?
@@ -131,6 +131,7 @@ pub async fn create(
                 )
                 .with_errors(errors));
             }
+            super::webhooks::Target::Provider(measure.provider_id)
         }
         (None, Some(vacancy_id)) => {
             let vacancy = repository::vacancies::find(db, vacancy_id)
@@ -139,14 +140,10 @@ pub async fn create(
             if vacancy.status == VacancyStatus::Closed.as_str() {
                 return Err(ApiError::new(Problem::TargetClosed, "The vacancy is closed."));
             }
+            super::webhooks::Target::Employer(vacancy.employer_id)
         }
         _ => return Err(invalid_field("measure_id", "exactly one of measure_id and vacancy_id must be given")),
-    }
-    if let Some(existing) =
-        repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await?
-    {
-        return Err(duplicate_active(db, principal, existing).await?);
-    }
+    };
     let new = NewReferral {
         client_id: req.client_id,
         measure_id: req.measure_id,
@@ -156,24 +153,23 @@ pub async fn create(
         referred_by: principal.sub.clone(),
         note: req.note.clone(),
     };
-    let model = match repository::referrals::insert(db, &new).await {
-        Ok(m) => m,
-        // A concurrent create won the race for the external id or the active slot.
-        Err(e) if repository::is_unique_violation(&e) => {
-            if let Some(ext) = &req.external_id
-                && let Some(existing) = repository::referrals::by_external_id(db, &org, ext).await?
-            {
-                return Err(duplicate_external(existing.id));
-            }
-            return Err(
-                match repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await?
-                {
-                    Some(existing) => duplicate_active(db, principal, existing).await?,
-                    None => ApiError::from(e),
-                },
-            );
+    let Some(model) = repository::referrals::insert(db, &new).await? else {
+        // The external id or the active slot is taken (by a committed
+        // referral, or by a concurrent create that committed first).
+        if let Some(ext) = &req.external_id
+            && let Some(existing) = repository::referrals::by_external_id(db, &org, ext).await?
+        {
+            return Err(duplicate_external(existing.id));
         }
-        Err(e) => return Err(e.into()),
+        return Err(
+            match repository::referrals::active_duplicate(db, req.client_id, req.measure_id, req.vacancy_id).await? {
+                Some(existing) => duplicate_active(db, principal, existing).await?,
+                None => ApiError::new(
+                    Problem::DuplicateReferral,
+                    "The client already has an active referral to this target.",
+                ),
+            },
+        );
     };
     repository::demand::refresh(db, model.client_id).await?;
     repository::referrals::record_event(
@@ -191,7 +187,7 @@ pub async fn create(
         },
     )
     .await?;
-    super::webhooks::referral_created(db, &model).await?;
+    super::webhooks::referral_created(db, &model, target).await?;
     Ok(model)
 }
 

@@ -169,27 +169,50 @@ fn referral_data(r: &referral::Model, previous: Option<ReferralStatus>) -> Refer
 /// with its kind, so a subscription of a job centre named like the provider
 /// gets nothing of the provider's.
 async fn referral_audience(db: &impl ConnectionTrait, r: &referral::Model) -> Result<Vec<Owner>, ApiError> {
-    let mut owners = vec![Owner::office()];
-    if r.referring_org != OFFICE_ORG {
-        owners.push(Owner { kind: OrgKind::Jobcenter, org: r.referring_org.clone() });
-    }
+    let mut target = None;
     if let Some(m) = r.measure_id
         && let Some(measure) = repository::measures::find(db, m).await?
     {
-        owners.push(Owner { kind: OrgKind::Provider, org: measure.provider_id.to_string() });
+        target = Some(Owner { kind: OrgKind::Provider, org: measure.provider_id.to_string() });
     }
     if let Some(v) = r.vacancy_id
         && let Some(vacancy) = repository::vacancies::find(db, v).await?
     {
-        owners.push(Owner { kind: OrgKind::Employer, org: vacancy.employer_id.to_string() });
+        target = Some(Owner { kind: OrgKind::Employer, org: vacancy.employer_id.to_string() });
     }
-    Ok(owners)
+    Ok(audience_of(r, target))
+}
+
+/// The office, the referring job centre and `target` (the provider of the
+/// measure or the employer of the vacancy).
+fn audience_of(r: &referral::Model, target: Option<Owner>) -> Vec<Owner> {
+    let mut owners = vec![Owner::office()];
+    if r.referring_org != OFFICE_ORG {
+        owners.push(Owner { kind: OrgKind::Jobcenter, org: r.referring_org.clone() });
+    }
+    owners.extend(target);
+    owners
+}
+
+/// Whom a new referral concerns besides the office and the referrer.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The provider of its measure.
+    Provider(Uuid),
+    /// The employer of its vacancy.
+    Employer(Uuid),
 }
 
 /// The feed event and the outbox rows of a new referral (in the creating transaction).
-pub async fn referral_created(db: &impl ConnectionTrait, r: &referral::Model) -> Result<(), ApiError> {
+/// `target` is the owner of the measure or vacancy, which the creating
+/// transaction has just read.
+pub async fn referral_created(db: &impl ConnectionTrait, r: &referral::Model, target: Target) -> Result<(), ApiError> {
     let event = WebhookEvent::ReferralCreated;
-    let audience = referral_audience(db, r).await?;
+    let target = match target {
+        Target::Provider(id) => Owner { kind: OrgKind::Provider, org: id.to_string() },
+        Target::Employer(id) => Owner { kind: OrgKind::Employer, org: id.to_string() },
+    };
+    let audience = audience_of(r, Some(target));
     let recorded = change_feed::record(
         db,
         ChangeType::ReferralCreated,

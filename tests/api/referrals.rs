@@ -388,6 +388,36 @@ async fn a_second_active_referral_to_the_same_target_is_409_naming_the_first() {
 }
 
 #[tokio::test]
+async fn concurrent_creates_of_one_active_slot_make_one_referral_and_name_it_to_the_rest() {
+    for target_is_measure in [true, false] {
+        // Arrange
+        let app = spawn_app().await;
+        let target = if target_is_measure { a_measure(&app).await } else { a_vacancy(&app).await };
+        let client = fx::id(&fx::client(&app, &caseworker(), json!({})).await);
+        let body = fx::referral_body(&client, &target, json!({}));
+
+        // Act: eight creates of the same client and target at once.
+        let answers = futures_util::future::join_all((0..8).map(|_| async {
+            let res = fx::refer(&app, &caseworker(), &body).await;
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }))
+        .await;
+
+        // Assert: one created, every other answer a 409 naming it.
+        let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+        assert_eq!(created.len(), 1, "{answers:?}");
+        for (status, problem) in answers.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!(*status, 409, "{problem}");
+            assert_eq!(problem["type"].as_str().unwrap().rsplit('/').next(), Some("duplicate-referral"), "{problem}");
+            assert_eq!(problem["existing_id"], created[0]["id"], "{problem}");
+        }
+        let listed = app.get(&format!("/api/v1/referrals?client_id={client}"), &caseworker()).await;
+        assert_eq!(listed.json::<Value>().await.unwrap()["items"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
 async fn after_a_rejection_or_cancellation_the_client_may_be_referred_again() {
     for ended in ["rejected", "cancelled", "completed", "failed"] {
         // Arrange

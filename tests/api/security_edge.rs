@@ -5,7 +5,7 @@ use chrono::Utc;
 use ostwerk::config::Settings;
 use ostwerk::entities::idempotency_key;
 use reqwest::{Method, StatusCode};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -321,36 +321,115 @@ async fn retry_after_a_create_whose_transaction_and_release_failed_does_the_work
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
 }
 
+/// The caller's idempotency scope as the service stores it (read off the
+/// row of a create with a probe key).
+async fn scope_of(app: &TestApp, caller: &Caller) -> String {
+    let probe = app
+        .request(Method::POST, "/api/v1/providers", Some(caller))
+        .header("Idempotency-Key", "scope-probe")
+        .json(&provider_body("Scope Probe"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), StatusCode::CREATED);
+    let row = idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::Key.eq("scope-probe"))
+        .one(&app.db().await)
+        .await
+        .unwrap()
+        .unwrap();
+    row.scope
+}
+
 #[tokio::test]
 async fn claim_left_by_a_dead_instance_is_taken_over_once_its_lease_ran_out() {
-    // Arrange: a claim left behind, then handed to another instance.
+    // Arrange: an in-progress claim of this very request held by another
+    // instance (a batch's claim, or one written before an upgrade).
     let app = spawn_app().await;
     let cw = caseworker();
-    break_database(&app).await;
-    create_provider_with_key(&app, &cw, "key-dead-2").await;
-    repair_database(&app).await;
+    let scope = scope_of(&app, &cw).await;
     let db = app.db().await;
-    let set_lease = async |seconds: i64| {
-        idempotency_key::Entity::update_many()
-            .col_expr(idempotency_key::Column::Holder, Expr::value("another-instance/claim"))
-            .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Utc::now() + chrono::Duration::seconds(seconds)))
-            .col_expr(idempotency_key::Column::CreatedAt, Expr::value(Utc::now() - chrono::Duration::seconds(60)))
-            .filter(idempotency_key::Column::Key.eq("key-dead-2"))
-            .exec(&db)
-            .await
-            .unwrap()
-            .rows_affected
-    };
-    assert_eq!(set_lease(60).await, 1);
+    let fingerprint =
+        ostwerk::service::idempotency::fingerprint(("POST", "/api/v1/providers", &provider_body("Bildungswerk Ost")));
+    idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        scope: Set(scope),
+        key: Set("key-dead-2".to_owned()),
+        fingerprint: Set(fingerprint),
+        state: Set("in_progress".to_owned()),
+        status_code: Set(None),
+        response_body: Set(None),
+        location: Set(None),
+        created_at: Set(Utc::now() - chrono::Duration::seconds(60)),
+        holder: Set(Some("another-instance/claim".to_owned())),
+        lease_until: Set(Some(Utc::now() + chrono::Duration::seconds(60))),
+    })
+    .exec_without_returning(&db)
+    .await
+    .unwrap();
     let while_alive = create_provider_with_key(&app, &cw, "key-dead-2").await;
     assert_problem(while_alive, 409, "idempotency-key-in-use").await;
-    assert_eq!(set_lease(-1).await, 1);
+    let expired = idempotency_key::Entity::update_many()
+        .col_expr(idempotency_key::Column::LeaseUntil, Expr::value(Utc::now() - chrono::Duration::seconds(1)))
+        .filter(idempotency_key::Column::Key.eq("key-dead-2"))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(expired.rows_affected, 1);
 
     // Act
     let retry = create_provider_with_key(&app, &cw, "key-dead-2").await;
 
     // Assert
     assert_eq!(retry.status(), StatusCode::CREATED);
+    let replay = create_provider_with_key(&app, &cw, "key-dead-2").await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+}
+
+/// On PostgreSQL a create holds its key's advisory lock for its whole
+/// transaction: while another transaction holds it, the same key is a `409`
+/// with `Retry-After`; once it is released the create runs. A failed create
+/// leaves nothing behind.
+#[tokio::test]
+async fn postgres_create_holds_its_key_for_its_transaction_and_leaves_nothing_when_it_fails() {
+    if !is_postgres() {
+        return;
+    }
+    // Arrange: another transaction holds the lock of the key.
+    let app = spawn_app().await;
+    let cw = caseworker();
+    let scope = scope_of(&app, &cw).await;
+    let db = app.db().await;
+    let holder = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+    holder
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [format!("{scope}\nkey-held").into()],
+        ))
+        .await
+        .unwrap();
+
+    // Act
+    let while_held = create_provider_with_key(&app, &cw, "key-held").await;
+    holder.rollback().await.unwrap();
+    let after = create_provider_with_key(&app, &cw, "key-held").await;
+
+    // Assert
+    assert!(while_held.headers().contains_key("retry-after"));
+    assert_problem(while_held, 409, "idempotency-key-in-use").await;
+    assert_eq!(after.status(), StatusCode::CREATED);
+
+    // Act: a create whose transaction fails.
+    break_database(&app).await;
+    let failed = create_provider_with_key(&app, &cw, "key-failed").await;
+    repair_database(&app).await;
+
+    // Assert: no claim stays behind, and the retry does the work.
+    assert!(failed.status().is_server_error(), "{}", failed.status());
+    let left =
+        idempotency_key::Entity::find().filter(idempotency_key::Column::Key.eq("key-failed")).all(&db).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(create_provider_with_key(&app, &cw, "key-failed").await.status(), StatusCode::CREATED);
 }
 
 // ---- security headers -------------------------------------------------------------
