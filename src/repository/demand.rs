@@ -236,6 +236,17 @@ async fn insert(db: &impl ConnectionTrait, table: &str, client: Option<Uuid>, ce
     Ok(())
 }
 
+/// Brings client `client_id`'s contribution up to date, in the caller's
+/// transaction, after its last change to the client or its referrals.
+///
+/// On PostgreSQL the client row is locked first, so two transactions
+/// refreshing one client take turns, and the second (READ COMMITTED) reads
+/// the first one's committed contribution and data. `FOR NO KEY UPDATE`,
+/// not `FOR UPDATE`: a referral insert holds `FOR KEY SHARE` on its client
+/// (the foreign key check), which `FOR UPDATE` waits for — two concurrent
+/// referral POSTs for one client would each hold one and wait for the
+/// other (a deadlock). `FOR NO KEY UPDATE` conflicts with itself (and with
+/// an `UPDATE` of the client) but not with key-share locks.
 pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
