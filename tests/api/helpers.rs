@@ -111,7 +111,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        // Idle connections are dropped before the server's keep-alive (5 s)
+        // closes them: reusing one just as the server closes it fails the
+        // request (`IncompleteMessage`), as a slow step under CI load showed.
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap(),
         database_url,
         settings,
         _dir: dir,
