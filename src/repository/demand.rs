@@ -277,12 +277,11 @@ pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), D
         entry.1 -= keys;
     }
     delta.retain(|_, counts| *counts != (0, 0));
-    let delta: Vec<_> = delta.iter().collect();
-    let new_rows: Vec<_> = new.iter().collect();
     let mut binds = Binds::new(backend);
     let id = binds.push(client_id);
     let delete = format!("DELETE FROM demand_contributions WHERE client_id = {id}");
-    if backend == DbBackend::Postgres && delta.len() <= CHUNK && new_rows.len() <= CHUNK {
+    if backend == DbBackend::Postgres && delta.len() <= CHUNK && new.len() <= CHUNK {
+        let (delta, new_rows): (Vec<_>, Vec<_>) = (delta.iter().collect(), new.iter().collect());
         // One statement on PostgreSQL: append the delta to the log and
         // replace the stored contribution (data-modifying CTEs all run).
         let mut ctes = vec![format!("gone AS ({delete})")];
@@ -298,11 +297,7 @@ pub async fn refresh(db: &impl ConnectionTrait, client_id: Uuid) -> Result<(), D
         db.execute_raw(binds.statement(sql)).await?;
         return Ok(());
     }
-    for chunk in delta.chunks(CHUNK) {
-        let mut binds = Binds::new(backend);
-        let sql = insert_sql(&mut binds, "demand_cells", None, chunk);
-        db.execute_raw(binds.statement(sql)).await?;
-    }
+    insert(db, "demand_cells", None, &delta).await?;
     db.execute_raw(binds.statement(delete)).await?;
     insert(db, "demand_contributions", Some(client_id), &new).await
 }

@@ -251,10 +251,9 @@ where
         }
         let started = now();
         if let Some(existing) = repo::find(&txn, scope, key).await? {
-            let left_behind = abandoned(&existing, started);
-            match judge(existing, fingerprint, started)? {
+            match judge(&existing, fingerprint, started)? {
                 Found::Replay(replay) => return Ok(Err(replay)),
-                Found::Running if !left_behind => return Err(in_progress()),
+                Found::Running if !abandoned(&existing, started) => return Err(in_progress()),
                 // Past its retention, or a claim whose holder died: gone with this commit.
                 Found::Expired | Found::Running => repo::remove(&txn, scope, key).await?,
             }
@@ -358,16 +357,16 @@ async fn claim(db: &DatabaseConnection, scope: &str, key: &str, fingerprint: &st
             Err(e) => return Err(e.into()),
         }
         let Some(existing) = repo::find(db, scope, key).await? else { continue };
-        let left_behind = abandoned(&existing, started);
-        let stale = existing.clone();
-        match judge(existing, fingerprint, started)? {
+        match judge(&existing, fingerprint, started)? {
             Found::Expired => {
                 repo::remove(db, scope, key).await?;
                 continue;
             }
             Found::Replay(replay) => return Ok(Claim::Replay(replay)),
             Found::Running => {
-                if left_behind && repo::take_over(db, &stale, started, holder.lease(started)).await? {
+                if abandoned(&existing, started)
+                    && repo::take_over(db, &existing, started, holder.lease(started)).await?
+                {
                     return Ok(Claim::Fresh(holder));
                 }
                 return Err(in_progress());
@@ -390,7 +389,7 @@ enum Found {
 
 /// Judges `existing`; a different request under the key is a `422`.
 fn judge(
-    existing: repo::ClaimRow,
+    existing: &repo::ClaimRow,
     fingerprint: &str,
     started: chrono::DateTime<chrono::Utc>,
 ) -> Result<Found, ApiError> {
@@ -412,7 +411,7 @@ fn judge(
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     let body = existing.response_body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null);
-    Ok(Found::Replay(Created { status, location: existing.location, body }.into_response(true)))
+    Ok(Found::Replay(Created { status, location: existing.location.clone(), body }.into_response(true)))
 }
 
 /// Method, path and the canonical body (object keys sorted by `serde_json`).
