@@ -1,8 +1,9 @@
 //! Prometheus metrics: request counts and latency by route and status, the
 //! database pool and health, background jobs, build info. One global
 //! recorder per process (tests start many apps).
-use std::{sync::OnceLock, time::Duration};
+use std::{cell::RefCell, collections::HashMap, sync::OnceLock, time::Duration};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -49,11 +50,41 @@ pub fn method_label(method: &str) -> &'static str {
     }
 }
 
+/// A request's counter and latency histogram.
+type RequestHandles = (Counter, Histogram);
+/// A route's handles by method and status.
+type RouteHandles = HashMap<(&'static str, u16), RequestHandles>;
+
+thread_local! {
+    /// Each thread's handles by route, then method and status. Looking a
+    /// series up in the recorder (building and hashing its labels) was a
+    /// measurable part of a fast request (issue 8); the handles stay valid
+    /// for the process, as the recorder does. Bounded: routes are the
+    /// declared patterns (or "unmatched"), methods a fixed set.
+    static REQUEST_HANDLES: RefCell<HashMap<String, RouteHandles>> = RefCell::new(HashMap::new());
+}
+
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels =
-        [("method", method_label(method).to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!(LATENCY, &labels).record(elapsed.as_secs_f64());
+    let method = method_label(method);
+    let handles = || {
+        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+        (metrics::counter!("http_requests_total", &labels), metrics::histogram!(LATENCY, &labels))
+    };
+    let record = |(counter, histogram): &RequestHandles| {
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+    };
+    // Before the recorder is installed a handle is a no-op one: not kept.
+    if !matches!(HANDLE.get(), Some(Some(_))) {
+        return record(&handles());
+    }
+    REQUEST_HANDLES.with_borrow_mut(|by_route| {
+        let by_key = match by_route.get_mut(route) {
+            Some(by_key) => by_key,
+            None => by_route.entry(route.to_owned()).or_default(),
+        };
+        record(by_key.entry((method, status)).or_insert_with(handles));
+    });
 }
 
 pub fn record_pool(open: u32, idle: usize, max: u32) {
