@@ -192,14 +192,6 @@ pub struct Settings {
           value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub audit_writers: u16,
 
-    /// Audit batches of reads being committed at once in the whole instance
-    /// (all workers' writers together). 1: a writer waits while another
-    /// worker's batch commits, and its own batch grows meanwhile, so the
-    /// instance pays fewer commits (WAL flushes) per read.
-    #[arg(long, env = "OSTWERK_AUDIT_BATCHES_IN_FLIGHT", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=1024), global = true)]
-    pub audit_batches_in_flight: u16,
-
     /// Whether `DATABASE_URL` fell back to its default (set by `main` from
     /// clap's value source; a misspelt variable must not silently mean SQLite).
     #[arg(skip)]

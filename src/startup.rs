@@ -96,8 +96,7 @@ impl Application {
             TcpListener::bind(settings.addr).with_context(|| format!("cannot listen on {}", settings.addr))?;
         let port = listener.local_addr()?.port();
         let hot_pg = repository::hot_pg::HotPg::new(&settings);
-        let audit_writer =
-            AuditWriter::start(db.clone(), hot_pg.clone(), settings.audit_writers, settings.audit_batches_in_flight);
+        let audit_writer = AuditWriter::start(db.clone(), hot_pg.clone(), settings.audit_writers);
         let state = web::Data::new(AppState {
             db,
             hot_pg,

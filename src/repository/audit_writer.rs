@@ -21,17 +21,6 @@
 //! `OSTWERK_AUDIT_WRITERS` tasks per thread write in turn, so that a batch
 //! in flight need not stall the queue behind it.
 //!
-//! At most `OSTWERK_AUDIT_BATCHES_IN_FLIGHT` batches (default 1) are being
-//! committed at once in the whole instance: a writer with rows waits for
-//! its turn and only then takes its thread's queue, so its batch holds
-//! everything that arrived while another worker's batch committed. A
-//! commit (the WAL flush) is most of what a batch costs PostgreSQL (about
-//! 160 µs, against 13–20 µs per row), so fewer, fuller batches cost less
-//! per read; with one batch per worker in flight, reads on two workers
-//! averaged 4.5 rows per commit, with one per instance 5–13
-//! (docs/BENCHMARKS.md). The wait is for a commit already under way, never
-//! for a timer.
-//!
 //! Writes inside a transaction (changes of personal data) keep
 //! `audit::record` on their own transaction: their event must commit or roll
 //! back with the change.
@@ -39,7 +28,7 @@ use std::{cell::RefCell, sync::Arc};
 
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, IntoActiveModel};
 use thread_local::ThreadLocal;
-use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{audit, hot_pg::HotPg};
 use crate::{
@@ -70,20 +59,16 @@ struct Setup {
     db: DatabaseConnection,
     hot: Option<HotPg>,
     writers: u16,
-    /// Turns to commit a batch, shared by every thread's writers.
-    in_flight: Arc<Semaphore>,
 }
 
 impl AuditWriter {
     /// A writer whose batches go through `hot` (one prepared statement)
     /// where there is one, else through `db`. `writers` tasks per thread take
     /// turns (`OSTWERK_AUDIT_WRITERS`): while one waits for its commit, the
-    /// next batch fills and goes out. At most `in_flight` batches of all
-    /// threads commit at once (`OSTWERK_AUDIT_BATCHES_IN_FLIGHT`). The tasks
-    /// start with a thread's first record and end with its runtime.
-    pub fn start(db: DatabaseConnection, hot: Option<HotPg>, writers: u16, in_flight: u16) -> Self {
-        let in_flight = Arc::new(Semaphore::new(usize::from(in_flight.max(1))));
-        Self { setup: Arc::new(Setup { queues: ThreadLocal::new(), db, hot, writers, in_flight }) }
+    /// next batch fills and goes out. The tasks start with a thread's first
+    /// record and end with its runtime.
+    pub fn start(db: DatabaseConnection, hot: Option<HotPg>, writers: u16) -> Self {
+        Self { setup: Arc::new(Setup { queues: ThreadLocal::new(), db, hot, writers }) }
     }
 
     /// Records `entries` and returns once they are committed. An error is a
@@ -120,30 +105,18 @@ impl AuditWriter {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..self.setup.writers.max(1) {
-            tokio::spawn(write_batches(
-                self.setup.db.clone(),
-                self.setup.hot.clone(),
-                queue.clone(),
-                self.setup.in_flight.clone(),
-            ));
+            tokio::spawn(write_batches(self.setup.db.clone(), self.setup.hot.clone(), queue.clone()));
         }
         jobs
     }
 }
 
-/// One writer: takes the first waiting job (blocking), waits for a turn to
-/// commit, takes everything else queued by then up to [`MAX_ROWS`], lets the
-/// next writer collect while it writes them in one statement, gives the
-/// turn back and answers each job.
-async fn write_batches(
-    db: DatabaseConnection,
-    hot: Option<HotPg>,
-    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
-    in_flight: Arc<Semaphore>,
-) {
+/// One writer: takes the first waiting job (blocking), everything else
+/// already queued up to [`MAX_ROWS`], lets the next writer collect while it
+/// writes them in one statement, then answers each job.
+async fn write_batches(db: DatabaseConnection, hot: Option<HotPg>, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let mut batch = Vec::new();
-        let turn;
         {
             let mut queue = queue.lock().await;
             let Some(first) = queue.recv().await else { return };
@@ -152,8 +125,6 @@ async fn write_batches(
             // instead of paying a commit of their own. No timer: this only
             // waits for work that is already runnable.
             tokio::task::yield_now().await;
-            // The semaphore is never closed; `ok()` only spells that out.
-            turn = in_flight.clone().acquire_owned().await.ok();
             let mut rows = first.rows.len();
             batch.push(first);
             while rows < MAX_ROWS {
@@ -171,8 +142,6 @@ async fn write_batches(
             }
         }
         .map_err(|e| e.to_string());
-        // Failed or not, the next writer may commit now.
-        drop(turn);
         if let Err(why) = &outcome {
             tracing::error!(error = %why, requests = batch.len(), "audit batch write failed");
         }

@@ -130,7 +130,6 @@ async fn concurrent_reads_on_two_workers_stay_within_the_hot_path_budget() {
         configure: Some(Box::new(|s: &mut ostwerk::config::Settings| {
             s.workers = 2;
             s.db_max_connections = 8;
-            s.audit_batches_in_flight = 1;
         })),
         ..Options::default()
     })
@@ -183,37 +182,6 @@ async fn a_failed_batch_fails_every_read_in_it() {
     for reader in &readers {
         assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 0);
     }
-}
-
-/// One audit batch commits at a time in the instance
-/// (`OSTWERK_AUDIT_BATCHES_IN_FLIGHT=1`): a failed batch must give its turn
-/// back, or every later read on every worker would wait until it timed out.
-#[tokio::test]
-async fn failed_batches_give_their_turn_back_to_both_workers() {
-    // Arrange: two workers sharing one turn; audit inserts refused.
-    let app = spawn_app_with(Options {
-        configure: Some(Box::new(|s: &mut ostwerk::config::Settings| {
-            s.workers = 2;
-            s.audit_batches_in_flight = 1;
-        })),
-        ..Options::default()
-    })
-    .await;
-    let client = app.create_client(&caseworker(), &new_client()).await;
-    let id = id_of(&client);
-    let db = app.db().await;
-    refuse_audit(&db).await;
-    let reader = caseworker();
-    let token = token_for(&reader);
-    let failed = read_at_once(&app, &id, &token, 32).await;
-    // Act: the log can be written again; 32 reads at once.
-    allow_audit(&db).await;
-    let statuses = read_at_once(&app, &id, &token, 32).await;
-    // Assert: the failed batches failed their reads; then every read is
-    // answered and audited once.
-    assert!(failed.iter().all(|s| *s == 503), "{failed:?}");
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(audit_rows(&db, &reader.sub, "client.read").await, 32);
 }
 
 #[tokio::test]
