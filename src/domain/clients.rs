@@ -15,6 +15,7 @@ pub struct Consent {
     pub data_processing: bool,
     /// Whether providers and employers may see name and contact in referrals.
     pub share_with_providers: bool,
+    #[serde(serialize_with = "super::timestamps::option_datetime")]
     pub given_at: Option<DateTime<Utc>>,
 }
 

@@ -12,6 +12,7 @@ pub mod measures;
 pub mod providers;
 pub mod referrals;
 pub mod statistics;
+pub mod timestamps;
 pub mod validate;
 pub mod values;
 pub mod webhooks;

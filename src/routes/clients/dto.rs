@@ -9,6 +9,7 @@ use crate::{
         clients::{ClientFields, Consent, ConsultationFields, MAX_AGE, MIN_AGE, Topic, age_on},
         codes::{ClientStatus, CodeList, ConsultationTopic, EducationLevel, EmployerConsultationTopic, TargetGroup},
         ids::now,
+        timestamps,
         validate::Checker,
         values::Address,
     },
@@ -169,6 +170,7 @@ pub struct ClientDto {
     pub created_by_org: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+    #[serde(serialize_with = "timestamps::option_date")]
     pub date_of_birth: Option<NaiveDate>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -179,11 +181,14 @@ pub struct ClientDto {
     pub education_level: Option<EducationLevel>,
     pub occupation_codes: Vec<String>,
     pub languages: Vec<String>,
+    #[serde(serialize_with = "timestamps::option_date")]
     pub available_from: Option<NaiveDate>,
     pub hours_per_week: Option<i32>,
     pub consent: Option<Consent>,
     pub status: ClientStatus,
+    #[serde(serialize_with = "timestamps::datetime")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamps::datetime")]
     pub updated_at: DateTime<Utc>,
     pub version: i32,
 }
