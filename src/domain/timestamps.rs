@@ -11,45 +11,50 @@
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Serialize, Serializer};
 
+/// A value chrono serialises as text, written here into a buffer where
+/// [`Text::write`] can (`None`: chrono's own serialisation writes it).
+trait Text: Serialize {
+    fn write(&self, buf: &mut [u8; 30]) -> Option<usize>;
+}
+
+impl Text for DateTime<Utc> {
+    fn write(&self, buf: &mut [u8; 30]) -> Option<usize> {
+        write_datetime(self, buf)
+    }
+}
+
+impl Text for NaiveDate {
+    fn write(&self, buf: &mut [u8; 30]) -> Option<usize> {
+        write_date(self, buf)
+    }
+}
+
+/// Serialises its value through [`Text::write`].
+struct Fast<'a, T>(&'a T);
+
+impl<T: Text> Serialize for Fast<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 30];
+        match self.0.write(&mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
+            Some(text) => s.serialize_str(text),
+            None => self.0.serialize(s),
+        }
+    }
+}
+
 /// `serialize_with` for a `DateTime<Utc>`.
 pub fn datetime<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    let mut buf = [0u8; 30];
-    match write_datetime(t, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
-        Some(text) => s.serialize_str(text),
-        None => t.serialize(s),
-    }
+    Fast(t).serialize(s)
 }
 
 /// `serialize_with` for an `Option<DateTime<Utc>>`.
 pub fn option_datetime<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    struct Fast<'a>(&'a DateTime<Utc>);
-    impl Serialize for Fast<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            datetime(self.0, s)
-        }
-    }
-    match t {
-        Some(t) => s.serialize_some(&Fast(t)),
-        None => s.serialize_none(),
-    }
+    t.as_ref().map(Fast).serialize(s)
 }
 
 /// `serialize_with` for an `Option<NaiveDate>`.
 pub fn option_date<S: Serializer>(d: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
-    struct Fast<'a>(&'a NaiveDate);
-    impl Serialize for Fast<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut buf = [0u8; 10];
-            match write_date(self.0, &mut buf).and_then(|n| std::str::from_utf8(&buf[..n]).ok()) {
-                Some(text) => s.serialize_str(text),
-                None => self.0.serialize(s),
-            }
-        }
-    }
-    match d {
-        Some(d) => s.serialize_some(&Fast(d)),
-        None => s.serialize_none(),
-    }
+    d.as_ref().map(Fast).serialize(s)
 }
 
 /// `YYYY-MM-DD` into `buf`; `None` outside the years 0–9999 (chrono then
